@@ -1,0 +1,326 @@
+//! Reading trace context from incoming headers and writing it into outgoing ones.
+//!
+//! One type per wire format, each a [`Propagator`]:
+//!
+//! | type | headers | `OTEL_PROPAGATORS` name |
+//! |---|---|---|
+//! | [`TraceContextPropagator`] | W3C `traceparent`, `tracestate` | `tracecontext` |
+//! | [`BaggagePropagator`] | W3C `baggage` | `baggage` |
+//! | [`JaegerPropagator`] | `uber-trace-id`, `jaeger-debug-id`, `uberctx-*` | `jaeger` |
+//! | [`B3Propagator`] | `b3` (single) or `x-b3-*` (multi) | `b3`, `b3multi` |
+//!
+//! A [`CompositePropagator`] combines them in an order of preference: on extraction the first
+//! format that carries a valid parent wins (baggage is merged from every format); on injection
+//! every format writes its headers.
+//!
+//! Malformed or oversized input never panics and never fails a request: the format reports an
+//! [`ExtractError`], the request continues with "no parent" from that format, and the composite
+//! counts the rejection per format ([`CompositePropagator::stats`]).
+
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use http::HeaderMap;
+
+use crate::sampler::{Sampler, SamplingDecision, SamplingRequest};
+use crate::{Baggage, SpanContext, SpanId, TraceFlags, TraceId, TraceState, TraceStateError};
+
+mod b3;
+mod baggage;
+mod jaeger;
+mod w3c;
+
+pub use b3::{B3Encoding, B3Propagator};
+pub use baggage::BaggagePropagator;
+pub use jaeger::JaegerPropagator;
+pub use w3c::TraceContextPropagator;
+
+/// The span a peer sent us: the remote parent of the span we are about to start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemoteContext {
+    /// The trace to continue.
+    pub trace_id: TraceId,
+    /// The peer's span, our parent.
+    pub span_id: SpanId,
+    /// The peer span's own parent, where the format carries it (Jaeger, B3).
+    pub parent_span_id: Option<SpanId>,
+    /// The peer's flags, mapped to tracewire's bits.
+    pub flags: TraceFlags,
+    /// The W3C trace state (empty for other formats).
+    pub trace_state: TraceState,
+}
+
+/// Everything read from a request's headers.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Extracted {
+    /// The remote parent, if a format found a valid one.
+    pub parent: Option<RemoteContext>,
+    /// Baggage from every format that carries it.
+    pub baggage: Baggage,
+    /// A debug correlation id (`jaeger-debug-id`): asks for this request to be traced.
+    pub debug_id: Option<Arc<str>>,
+}
+
+impl Extracted {
+    /// Whether a debug trace is asked for: by a debug id, or by the parent's debug flag.
+    pub fn is_debug_requested(&self) -> bool {
+        self.debug_id.is_some() || self.parent.as_ref().is_some_and(|p| p.flags.is_debug())
+    }
+
+    /// The context of a new span (a server span, say) that continues what was extracted: the
+    /// parent's trace (or a new one), a new span id, the sampler's decision, the parent's trace
+    /// state, the baggage, and the debug id when the trace was forced by it.
+    ///
+    /// Of the parent's flags only [`TraceFlags::RANDOM`] (a property of the trace id) and
+    /// [`TraceFlags::FIREHOSE`] carry over; sampled and debug are the sampler's to set.
+    pub fn into_span_context(self, sampler: &dyn Sampler, name: &str) -> SpanContext {
+        let debug_requested = self.is_debug_requested();
+        let (trace_id, parent_span_id, base_flags, trace_state, parent_flags) = match self.parent {
+            Some(parent) => (
+                parent.trace_id,
+                Some(parent.span_id),
+                TraceFlags::EMPTY
+                    .with(TraceFlags::RANDOM, parent.flags.is_random())
+                    .with(TraceFlags::FIREHOSE, parent.flags.is_firehose()),
+                parent.trace_state,
+                Some(parent.flags),
+            ),
+            None => (
+                TraceId::random(),
+                None,
+                TraceFlags::RANDOM,
+                TraceState::EMPTY,
+                None,
+            ),
+        };
+        let request = SamplingRequest {
+            trace_id,
+            parent: parent_flags,
+            debug_requested,
+            name,
+        };
+        let decision = sampler.should_sample(&request);
+        let debug_id = match decision {
+            SamplingDecision::SampleDebug => self.debug_id,
+            _ => None,
+        };
+        SpanContext::new(trace_id, SpanId::random(), decision.apply_to(base_flags))
+            .with_parent_span_id(parent_span_id)
+            .with_trace_state(trace_state)
+            .with_baggage(self.baggage)
+            .with_debug_id(debug_id)
+    }
+}
+
+/// Whether a format's headers were there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Presence {
+    /// None of the format's headers were present (or a preferred format already won).
+    Absent,
+    /// The format's headers were read.
+    Found,
+}
+
+/// Why (part of) a format's headers were rejected.
+///
+/// Parts that are valid on their own are still used: a good `traceparent` beside a bad
+/// `tracestate` still yields the parent, without the trace state.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ExtractError {
+    /// A header does not follow its format.
+    #[error("malformed {header} header: {reason}")]
+    Malformed {
+        /// The header's name.
+        header: &'static str,
+        /// What is wrong.
+        reason: &'static str,
+    },
+    /// A header is longer than this crate reads.
+    #[error("{header} header longer than {limit} bytes")]
+    Oversized {
+        /// The header's name.
+        header: &'static str,
+        /// The limit.
+        limit: usize,
+    },
+    /// The `tracestate` header was dropped.
+    #[error("invalid tracestate: {0}")]
+    TraceState(#[from] TraceStateError),
+    /// Some baggage entries were dropped.
+    #[error("{dropped} baggage entries dropped ({reason})")]
+    Baggage {
+        /// How many.
+        dropped: usize,
+        /// Why the first was dropped.
+        reason: &'static str,
+    },
+}
+
+/// One wire format for trace context (and/or baggage) in HTTP headers.
+pub trait Propagator: Send + Sync + fmt::Debug {
+    /// The format's `OTEL_PROPAGATORS` name (`tracecontext`, `baggage`, `jaeger`, `b3`,
+    /// `b3multi`), used to label counters.
+    fn name(&self) -> &'static str;
+
+    /// Reads this format's headers into `into`.
+    ///
+    /// A format that carries a parent leaves `into.parent` untouched when it is already set (a
+    /// preferred format found one first), but still adds its baggage and debug id. Never panics,
+    /// whatever the headers hold.
+    fn extract(&self, headers: &HeaderMap, into: &mut Extracted) -> Result<Presence, ExtractError>;
+
+    /// Writes `context` in this format, replacing any headers of the format already present.
+    fn inject(&self, context: &SpanContext, headers: &mut HeaderMap);
+}
+
+/// Counters for one format of a [`CompositePropagator`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FormatStats {
+    /// The format's name.
+    pub name: &'static str,
+    /// Requests whose headers this format read successfully.
+    pub found: u64,
+    /// Requests whose headers (or part of them) this format rejected.
+    pub rejected: u64,
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    found: AtomicU64,
+    rejected: AtomicU64,
+}
+
+/// Several formats in an order of preference.
+///
+/// ```
+/// use http::HeaderMap;
+/// use trace_core::propagation::CompositePropagator;
+///
+/// let propagation = CompositePropagator::from_otel_propagators("tracecontext,baggage,b3")?;
+/// let mut headers = HeaderMap::new();
+/// headers.insert("b3", "80f198ee56343ba864fe8b2a57d3eff7-e457b5a2e4d86bd1-1".parse()?);
+/// let extracted = propagation.extract(&headers);
+/// let parent = extracted.parent.expect("b3 parent");
+/// assert_eq!(parent.trace_id.to_string(), "80f198ee56343ba864fe8b2a57d3eff7");
+/// assert!(parent.flags.is_sampled());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone)]
+pub struct CompositePropagator {
+    formats: Arc<[Box<dyn Propagator>]>,
+    counters: Arc<[Counters]>,
+}
+
+/// An `OTEL_PROPAGATORS` entry this crate does not implement.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown propagator {0:?} (known: tracecontext, baggage, b3, b3multi, jaeger, none)")]
+pub struct UnknownPropagator(pub String);
+
+impl CompositePropagator {
+    /// The formats in this order of preference.
+    pub fn new(formats: Vec<Box<dyn Propagator>>) -> Self {
+        let counters = formats.iter().map(|_| Counters::default()).collect();
+        Self {
+            formats: formats.into(),
+            counters,
+        }
+    }
+
+    /// Builds the composite from an `OTEL_PROPAGATORS` value: comma-separated names out of
+    /// `tracecontext`, `baggage`, `b3` (single-header injection), `b3multi`, `jaeger` and `none`,
+    /// in order of preference. Case and white space around names are ignored; `none` contributes
+    /// nothing, so `none` alone turns propagation off. An unknown name is an error rather than
+    /// silently ignored, so a typo is seen at start-up.
+    pub fn from_otel_propagators(list: &str) -> Result<Self, UnknownPropagator> {
+        let mut formats: Vec<Box<dyn Propagator>> = Vec::new();
+        for name in list.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+            let format: Box<dyn Propagator> = match name.to_ascii_lowercase().as_str() {
+                "tracecontext" => Box::new(TraceContextPropagator::new()),
+                "baggage" => Box::new(BaggagePropagator::new()),
+                "b3" => Box::new(B3Propagator::new(B3Encoding::SingleHeader)),
+                "b3multi" => Box::new(B3Propagator::new(B3Encoding::MultipleHeaders)),
+                "jaeger" => Box::new(JaegerPropagator::new()),
+                "none" => continue,
+                _ => return Err(UnknownPropagator(name.to_owned())),
+            };
+            if !formats.iter().any(|f| f.name() == format.name()) {
+                formats.push(format);
+            }
+        }
+        Ok(Self::new(formats))
+    }
+
+    /// Builds the composite from the `OTEL_PROPAGATORS` environment variable, or
+    /// [`CompositePropagator::default`] when it is unset or empty.
+    pub fn from_env() -> Result<Self, UnknownPropagator> {
+        match std::env::var("OTEL_PROPAGATORS") {
+            Ok(list) if !list.trim().is_empty() => Self::from_otel_propagators(&list),
+            _ => Ok(Self::default()),
+        }
+    }
+
+    /// Reads the headers with every format, the preferred first. Rejections are counted.
+    pub fn extract(&self, headers: &HeaderMap) -> Extracted {
+        let mut extracted = Extracted::default();
+        for (format, counters) in self.formats.iter().zip(self.counters.iter()) {
+            match format.extract(headers, &mut extracted) {
+                Ok(Presence::Found) => {
+                    counters.found.fetch_add(1, Ordering::Relaxed);
+                }
+                Ok(Presence::Absent) => {}
+                Err(_) => {
+                    counters.rejected.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
+        extracted
+    }
+
+    /// Writes `context` in every format.
+    pub fn inject(&self, context: &SpanContext, headers: &mut HeaderMap) {
+        for format in self.formats.iter() {
+            format.inject(context, headers);
+        }
+    }
+
+    /// The formats, in order of preference.
+    pub fn formats(&self) -> impl Iterator<Item = &dyn Propagator> {
+        self.formats.iter().map(|f| &**f)
+    }
+
+    /// Per-format counts of headers read and rejected since creation (shared by clones).
+    pub fn stats(&self) -> Vec<FormatStats> {
+        self.formats
+            .iter()
+            .zip(self.counters.iter())
+            .map(|(format, counters)| FormatStats {
+                name: format.name(),
+                found: counters.found.load(Ordering::Relaxed),
+                rejected: counters.rejected.load(Ordering::Relaxed),
+            })
+            .collect()
+    }
+}
+
+impl Default for CompositePropagator {
+    /// Reads W3C trace context, W3C baggage, Jaeger and B3 (single or multi), preferred in that
+    /// order, and writes all of them (B3 as the single header), so a service joins traces from
+    /// any of these ecosystems without configuration.
+    fn default() -> Self {
+        Self::new(vec![
+            Box::new(TraceContextPropagator::new()),
+            Box::new(BaggagePropagator::new()),
+            Box::new(JaegerPropagator::new()),
+            Box::new(B3Propagator::new(B3Encoding::SingleHeader)),
+        ])
+    }
+}
+
+impl fmt::Debug for CompositePropagator {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list()
+            .entries(self.formats.iter().map(|format| format.name()))
+            .finish()
+    }
+}

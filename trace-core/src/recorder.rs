@@ -1,0 +1,331 @@
+//! The RAII handle that records a span while it runs.
+
+use std::borrow::Cow;
+use std::time::{Instant, SystemTime};
+
+use crate::{Event, Key, KeyValue, Link, Span, SpanContext, SpanKind, Status, Value};
+
+/// Attribute slots reserved up front, so a typical server span (about a dozen semantic-convention
+/// attributes) grows its vector at most once.
+const ATTRIBUTE_CAPACITY: usize = 16;
+
+/// Records one span and hands it to its context's collector when dropped (or [`end`]ed).
+///
+/// A recorder for an unsampled context holds nothing: every method returns at once, and making
+/// or dropping one neither allocates nor locks.
+///
+/// ```
+/// use std::sync::Arc;
+/// use trace_core::{InMemoryCollector, SpanContext, SpanKind, SpanRecorder, Status, TraceFlags};
+///
+/// let collector = Arc::new(InMemoryCollector::new(10));
+/// let context = SpanContext::new_root(TraceFlags::SAMPLED).with_collector(collector.clone());
+/// let mut span = SpanRecorder::start(context, "GET /users/{id}", SpanKind::Server);
+/// span.set_attribute("http.response.status_code", 503_i64);
+/// span.add_event("retrying", vec![]);
+/// span.set_status(Status::error("upstream unavailable"));
+/// span.end();
+/// assert!(collector.spans()[0].status.is_error());
+///
+/// let unsampled = SpanContext::new_root(TraceFlags::EMPTY).with_collector(collector.clone());
+/// let mut ignored = SpanRecorder::start(unsampled, "GET", SpanKind::Server);
+/// ignored.set_attribute("anything", true); // costs a branch
+/// assert!(!ignored.is_recording());
+/// ```
+///
+/// [`end`]: SpanRecorder::end
+#[derive(Debug, Default)]
+#[must_use = "a span ends when its recorder is dropped"]
+pub struct SpanRecorder(Option<Box<Recording>>);
+
+#[derive(Debug)]
+struct Recording {
+    span: Span,
+    context: SpanContext,
+    started: Instant,
+}
+
+impl SpanRecorder {
+    /// A recorder that records nothing.
+    pub const fn disabled() -> Self {
+        Self(None)
+    }
+
+    /// Starts recording the span whose own context is `context`, now.
+    ///
+    /// Nothing is recorded unless the context is sampled and has a collector.
+    pub fn start(
+        context: SpanContext,
+        name: impl Into<Cow<'static, str>>,
+        kind: SpanKind,
+    ) -> Self {
+        if !context.is_recorded() {
+            return Self::disabled();
+        }
+        Self::start_recorded(context, name.into(), kind, SystemTime::now(), Instant::now())
+    }
+
+    /// Like [`start`](Self::start), with clock readings the caller already took (so layers that
+    /// also time the request for metrics read the clocks once).
+    pub fn start_at(
+        context: SpanContext,
+        name: impl Into<Cow<'static, str>>,
+        kind: SpanKind,
+        start_time: SystemTime,
+        started: Instant,
+    ) -> Self {
+        if !context.is_recorded() {
+            return Self::disabled();
+        }
+        Self::start_recorded(context, name.into(), kind, start_time, started)
+    }
+
+    fn start_recorded(
+        context: SpanContext,
+        name: Cow<'static, str>,
+        kind: SpanKind,
+        start_time: SystemTime,
+        started: Instant,
+    ) -> Self {
+        let span = Span {
+            name,
+            kind,
+            trace_id: context.trace_id(),
+            span_id: context.span_id(),
+            parent_span_id: context.parent_span_id(),
+            flags: context.flags(),
+            trace_state: context.trace_state().clone(),
+            debug_id: context.debug_id().map(Into::into),
+            start_time,
+            duration: Default::default(),
+            status: Status::Unset,
+            attributes: Vec::with_capacity(ATTRIBUTE_CAPACITY),
+            events: Vec::new(),
+            links: Vec::new(),
+        };
+        Self(Some(Box::new(Recording {
+            span,
+            context,
+            started,
+        })))
+    }
+
+    /// Whether this recorder records anything.
+    #[inline]
+    pub fn is_recording(&self) -> bool {
+        self.0.is_some()
+    }
+
+    /// The recorded span's context, for children and propagation; `None` when not recording.
+    pub fn context(&self) -> Option<&SpanContext> {
+        self.0.as_ref().map(|r| &r.context)
+    }
+
+    /// Starts an internal child span of this one.
+    pub fn child(&self, name: impl Into<Cow<'static, str>>) -> SpanRecorder {
+        match &self.0 {
+            Some(recording) => recording.context.child(name),
+            None => Self::disabled(),
+        }
+    }
+
+    /// Sets an attribute (appends; keys are not checked for repeats, for speed).
+    #[inline]
+    pub fn set_attribute(&mut self, key: impl Into<Key>, value: impl Into<Value>) {
+        if let Some(recording) = &mut self.0 {
+            recording.span.attributes.push(KeyValue {
+                key: key.into(),
+                value: value.into(),
+            });
+        }
+    }
+
+    /// Sets an attribute computed only when recording (for values that cost something to make).
+    #[inline]
+    pub fn set_attribute_with<V: Into<Value>>(
+        &mut self,
+        key: impl Into<Key>,
+        value: impl FnOnce() -> V,
+    ) {
+        if let Some(recording) = &mut self.0 {
+            recording.span.attributes.push(KeyValue {
+                key: key.into(),
+                value: value().into(),
+            });
+        }
+    }
+
+    /// Records an event now.
+    pub fn add_event(&mut self, name: impl Into<Cow<'static, str>>, attributes: Vec<KeyValue>) {
+        if let Some(recording) = &mut self.0 {
+            let time = recording.span.start_time + recording.started.elapsed();
+            recording.span.events.push(Event {
+                name: name.into(),
+                time,
+                attributes,
+            });
+        }
+    }
+
+    /// Adds a link to a related span.
+    pub fn add_link(&mut self, link: Link) {
+        if let Some(recording) = &mut self.0 {
+            recording.span.links.push(link);
+        }
+    }
+
+    /// Sets the status. The last call wins, except that `Unset` never replaces a status that
+    /// was set.
+    pub fn set_status(&mut self, status: Status) {
+        if let Some(recording) = &mut self.0
+            && status != Status::Unset
+        {
+            recording.span.status = status;
+        }
+    }
+
+    /// Renames the span (a route known only after routing, say).
+    pub fn update_name(&mut self, name: impl Into<Cow<'static, str>>) {
+        if let Some(recording) = &mut self.0 {
+            recording.span.name = name.into();
+        }
+    }
+
+    /// The span as recorded so far; `None` when not recording.
+    pub fn span(&self) -> Option<&Span> {
+        self.0.as_ref().map(|r| &r.span)
+    }
+
+    /// Ends the span now.
+    pub fn end(self) {
+        drop(self);
+    }
+
+    /// Ends the span at `ended` (a clock reading the caller already took).
+    pub fn end_at(mut self, ended: Instant) {
+        if let Some(recording) = self.0.take() {
+            recording.finish(ended);
+        }
+    }
+}
+
+impl Recording {
+    fn finish(self, ended: Instant) {
+        let Recording {
+            mut span,
+            context,
+            started,
+        } = self;
+        span.duration = ended.saturating_duration_since(started);
+        if let Some(collector) = context.collector() {
+            collector.collect(span);
+        }
+    }
+}
+
+impl Drop for SpanRecorder {
+    fn drop(&mut self) {
+        if let Some(recording) = self.0.take() {
+            recording.finish(Instant::now());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use super::*;
+    use crate::{InMemoryCollector, SpanId, TraceFlags, TraceId, TraceState};
+
+    fn sampled(collector: &Arc<InMemoryCollector>) -> SpanContext {
+        SpanContext::new_root(TraceFlags::SAMPLED).with_collector(collector.clone())
+    }
+
+    #[test]
+    fn records_everything_and_ends_on_drop() {
+        let collector = Arc::new(InMemoryCollector::new(10));
+        let context = sampled(&collector)
+            .with_parent_span_id(SpanId::from_u64(7))
+            .with_debug_id(Some("dbg-1".into()));
+        let started = Instant::now();
+        {
+            let mut span = SpanRecorder::start_at(
+                context.clone(),
+                "GET /x",
+                SpanKind::Server,
+                SystemTime::UNIX_EPOCH,
+                started,
+            );
+            span.set_attribute("s", "v");
+            span.set_attribute("b", true);
+            span.set_attribute("i", 3_i64);
+            span.set_attribute("f", 1.5);
+            span.set_attribute_with("lazy", || String::from("made"));
+            span.add_event("e", vec![KeyValue::new("k", 1_i64)]);
+            span.add_link(Link {
+                trace_id: TraceId::random(),
+                span_id: SpanId::random(),
+                trace_state: TraceState::EMPTY,
+                attributes: vec![],
+            });
+            span.set_status(Status::error("boom"));
+            span.set_status(Status::Unset);
+            span.update_name("GET /y");
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        let spans = collector.spans();
+        assert_eq!(spans.len(), 1);
+        let span = &spans[0];
+        assert_eq!(span.name, "GET /y");
+        assert_eq!(span.kind, SpanKind::Server);
+        assert_eq!(span.trace_id, context.trace_id());
+        assert_eq!(span.span_id, context.span_id());
+        assert_eq!(span.parent_span_id, SpanId::from_u64(7));
+        assert_eq!(span.debug_id.as_deref(), Some("dbg-1"));
+        assert_eq!(span.start_time, SystemTime::UNIX_EPOCH);
+        assert!(span.duration >= Duration::from_millis(2));
+        assert_eq!(span.attributes.len(), 5);
+        assert_eq!(span.attribute("lazy"), Some(&Value::from("made".to_string())));
+        assert_eq!(span.events.len(), 1);
+        assert!(span.events[0].time >= span.start_time);
+        assert_eq!(span.links.len(), 1);
+        assert_eq!(span.status, Status::error("boom"));
+    }
+
+    #[test]
+    fn unsampled_recorders_do_nothing() {
+        let collector = Arc::new(InMemoryCollector::new(10));
+        let context = SpanContext::new_root(TraceFlags::EMPTY).with_collector(collector.clone());
+        let mut span = SpanRecorder::start(context.clone(), "x", SpanKind::Internal);
+        assert!(!span.is_recording());
+        span.set_attribute_with("never", || -> String { unreachable!("not evaluated") });
+        span.add_event("e", vec![]);
+        assert!(span.context().is_none());
+        assert!(!span.child("c").is_recording());
+        drop(span);
+        drop(context.child("c"));
+        assert!(collector.spans().is_empty());
+    }
+
+    #[test]
+    fn children_nest() {
+        let collector = Arc::new(InMemoryCollector::new(10));
+        let root = SpanRecorder::start(sampled(&collector), "root", SpanKind::Server);
+        let child = root.child("child");
+        let grandchild = child.child("grandchild");
+        let (root_id, child_id) = (
+            root.context().map(SpanContext::span_id),
+            child.context().map(SpanContext::span_id),
+        );
+        grandchild.end_at(Instant::now());
+        child.end();
+        root.end();
+        let spans = collector.spans();
+        assert_eq!(spans.len(), 3);
+        assert_eq!(spans[0].parent_span_id, child_id);
+        assert_eq!(spans[1].parent_span_id, root_id);
+        assert_eq!(spans[2].parent_span_id, None);
+    }
+}

@@ -1,0 +1,361 @@
+//! The finished span and its parts, as collectors and exporters receive them.
+
+use std::borrow::Cow;
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use crate::{SpanId, TraceFlags, TraceId, TraceState};
+
+/// An attribute or event key. Static keys (the semantic conventions) cost nothing.
+pub type Key = Cow<'static, str>;
+
+/// What role a span plays in a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum SpanKind {
+    /// Handles a request from a remote client.
+    Server,
+    /// Makes a request to a remote server.
+    Client,
+    /// Work inside one process.
+    #[default]
+    Internal,
+    /// Hands a message to a broker or queue.
+    Producer,
+    /// Receives a message from a broker or queue.
+    Consumer,
+}
+
+impl SpanKind {
+    /// The lower-case name used by Jaeger's `span.kind` tag and Zipkin (`server`, `client`, ...).
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Server => "server",
+            Self::Client => "client",
+            Self::Internal => "internal",
+            Self::Producer => "producer",
+            Self::Consumer => "consumer",
+        }
+    }
+}
+
+/// The outcome of a span's operation.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
+pub enum Status {
+    /// Nothing was said (the default; a 4xx response on a server leaves this).
+    #[default]
+    Unset,
+    /// Explicitly successful.
+    Ok,
+    /// Failed, with a description.
+    Error {
+        /// What went wrong.
+        message: Cow<'static, str>,
+    },
+}
+
+impl Status {
+    /// An error status with this message.
+    pub fn error(message: impl Into<Cow<'static, str>>) -> Self {
+        Self::Error {
+            message: message.into(),
+        }
+    }
+
+    /// Whether this is an error.
+    pub fn is_error(&self) -> bool {
+        matches!(self, Self::Error { .. })
+    }
+}
+
+/// A string attribute value: borrowed for `'static`, shared, or owned; no copy to make one from
+/// any of those.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum StringValue {
+    /// A string that lives for the whole program.
+    Static(&'static str),
+    /// A string shared with other owners (a route name, a service name).
+    Shared(Arc<str>),
+    /// A string this value owns.
+    Owned(Box<str>),
+}
+
+impl StringValue {
+    /// The text.
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::Static(s) => s,
+            Self::Shared(s) => s,
+            Self::Owned(s) => s,
+        }
+    }
+}
+
+impl fmt::Debug for StringValue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+impl fmt::Display for StringValue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl From<&'static str> for StringValue {
+    fn from(s: &'static str) -> Self {
+        Self::Static(s)
+    }
+}
+
+impl From<String> for StringValue {
+    fn from(s: String) -> Self {
+        Self::Owned(s.into_boxed_str())
+    }
+}
+
+impl From<Arc<str>> for StringValue {
+    fn from(s: Arc<str>) -> Self {
+        Self::Shared(s)
+    }
+}
+
+impl From<Cow<'static, str>> for StringValue {
+    fn from(s: Cow<'static, str>) -> Self {
+        match s {
+            Cow::Borrowed(s) => Self::Static(s),
+            Cow::Owned(s) => s.into(),
+        }
+    }
+}
+
+/// A homogeneous array attribute value.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Array {
+    /// Booleans.
+    Bool(Vec<bool>),
+    /// Signed integers.
+    I64(Vec<i64>),
+    /// Floats.
+    F64(Vec<f64>),
+    /// Strings.
+    String(Vec<StringValue>),
+}
+
+/// A typed attribute value.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    /// A string.
+    String(StringValue),
+    /// A boolean.
+    Bool(bool),
+    /// A signed integer.
+    I64(i64),
+    /// A float.
+    F64(f64),
+    /// An array of one of the above.
+    Array(Array),
+}
+
+macro_rules! value_from {
+    ($($from:ty => $variant:ident $(as $cast:ty)?),* $(,)?) => {$(
+        impl From<$from> for Value {
+            fn from(value: $from) -> Self {
+                Self::$variant(value $(as $cast)?)
+            }
+        }
+    )*};
+}
+
+value_from!(
+    bool => Bool,
+    i64 => I64,
+    i32 => I64 as i64,
+    u32 => I64 as i64,
+    u16 => I64 as i64,
+    f64 => F64,
+);
+
+impl From<u64> for Value {
+    /// Values above `i64::MAX` saturate, since the wire formats carry signed integers.
+    fn from(value: u64) -> Self {
+        Self::I64(i64::try_from(value).unwrap_or(i64::MAX))
+    }
+}
+
+impl From<usize> for Value {
+    /// Values above `i64::MAX` saturate, since the wire formats carry signed integers.
+    fn from(value: usize) -> Self {
+        Self::I64(i64::try_from(value).unwrap_or(i64::MAX))
+    }
+}
+
+macro_rules! value_from_string {
+    ($($from:ty),*) => {$(
+        impl From<$from> for Value {
+            fn from(value: $from) -> Self {
+                Self::String(value.into())
+            }
+        }
+    )*};
+}
+
+value_from_string!(&'static str, String, Arc<str>, Cow<'static, str>);
+
+impl From<StringValue> for Value {
+    fn from(value: StringValue) -> Self {
+        Self::String(value)
+    }
+}
+
+impl From<Array> for Value {
+    fn from(value: Array) -> Self {
+        Self::Array(value)
+    }
+}
+
+impl fmt::Display for Value {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::String(s) => f.write_str(s.as_str()),
+            Self::Bool(b) => write!(f, "{b}"),
+            Self::I64(i) => write!(f, "{i}"),
+            Self::F64(x) => write!(f, "{x}"),
+            Self::Array(array) => {
+                let items: Vec<String> = match array {
+                    Array::Bool(v) => v.iter().map(ToString::to_string).collect(),
+                    Array::I64(v) => v.iter().map(ToString::to_string).collect(),
+                    Array::F64(v) => v.iter().map(ToString::to_string).collect(),
+                    Array::String(v) => v.iter().map(|s| format!("{:?}", s.as_str())).collect(),
+                };
+                write!(f, "[{}]", items.join(","))
+            }
+        }
+    }
+}
+
+/// A key and its value.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KeyValue {
+    /// The attribute name, preferably a semantic-convention constant.
+    pub key: Key,
+    /// The value.
+    pub value: Value,
+}
+
+impl KeyValue {
+    /// A pair.
+    pub fn new(key: impl Into<Key>, value: impl Into<Value>) -> Self {
+        Self {
+            key: key.into(),
+            value: value.into(),
+        }
+    }
+}
+
+/// Something that happened at a point in a span's life.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Event {
+    /// What happened.
+    pub name: Cow<'static, str>,
+    /// When (wall clock, derived from the span's monotonic clock).
+    pub time: SystemTime,
+    /// Details.
+    pub attributes: Vec<KeyValue>,
+}
+
+/// A reference to a span in another (or the same) trace that is related but not the parent.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Link {
+    /// The linked span's trace.
+    pub trace_id: TraceId,
+    /// The linked span.
+    pub span_id: SpanId,
+    /// The linked span's trace state.
+    pub trace_state: TraceState,
+    /// Details about the link.
+    pub attributes: Vec<KeyValue>,
+}
+
+/// A finished span, as handed to a [`Collector`](crate::Collector).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Span {
+    /// The operation, such as `GET /users/{id}`.
+    pub name: Cow<'static, str>,
+    /// The span's role.
+    pub kind: SpanKind,
+    /// The trace it belongs to.
+    pub trace_id: TraceId,
+    /// Its own id.
+    pub span_id: SpanId,
+    /// The span it is a child of; `None` for a trace's root.
+    pub parent_span_id: Option<SpanId>,
+    /// Sampling and debug flags at the time the span started.
+    pub flags: TraceFlags,
+    /// The W3C trace state it was started with.
+    pub trace_state: TraceState,
+    /// The `jaeger-debug-id` correlation id that forced this trace, if one did.
+    pub debug_id: Option<Arc<str>>,
+    /// When it started (wall clock).
+    pub start_time: SystemTime,
+    /// How long it lasted (monotonic clock, so never negative and immune to clock steps).
+    pub duration: Duration,
+    /// Outcome.
+    pub status: Status,
+    /// Typed attributes, in the order they were set.
+    pub attributes: Vec<KeyValue>,
+    /// Timestamped events.
+    pub events: Vec<Event>,
+    /// Links to related spans.
+    pub links: Vec<Link>,
+}
+
+impl Span {
+    /// When it ended (wall clock).
+    pub fn end_time(&self) -> SystemTime {
+        self.start_time + self.duration
+    }
+
+    /// The value of the first attribute named `key`.
+    pub fn attribute(&self, key: &str) -> Option<&Value> {
+        self.attributes
+            .iter()
+            .find(|kv| kv.key == key)
+            .map(|kv| &kv.value)
+    }
+
+    /// A rough count of the heap bytes this span holds, for memory-bounded stores.
+    pub fn approx_heap_size(&self) -> usize {
+        fn value_size(value: &Value) -> usize {
+            match value {
+                Value::String(s) => s.as_str().len(),
+                Value::Array(Array::String(v)) => v.iter().map(|s| s.as_str().len() + 24).sum(),
+                Value::Array(Array::Bool(v)) => v.len(),
+                Value::Array(Array::I64(v)) => v.len() * 8,
+                Value::Array(Array::F64(v)) => v.len() * 8,
+                Value::Bool(_) | Value::I64(_) | Value::F64(_) => 0,
+            }
+        }
+        fn attrs_size(attrs: &[KeyValue]) -> usize {
+            attrs
+                .iter()
+                .map(|kv| std::mem::size_of::<KeyValue>() + kv.key.len() + value_size(&kv.value))
+                .sum()
+        }
+        self.name.len()
+            + self.trace_state.header_value().map_or(0, str::len)
+            + self.debug_id.as_deref().map_or(0, str::len)
+            + attrs_size(&self.attributes)
+            + self
+                .events
+                .iter()
+                .map(|e| std::mem::size_of::<Event>() + e.name.len() + attrs_size(&e.attributes))
+                .sum::<usize>()
+            + self
+                .links
+                .iter()
+                .map(|l| std::mem::size_of::<Link>() + attrs_size(&l.attributes))
+                .sum::<usize>()
+    }
+}
