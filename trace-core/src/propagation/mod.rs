@@ -49,6 +49,9 @@ pub struct RemoteContext {
     pub flags: TraceFlags,
     /// The W3C trace state (empty for other formats).
     pub trace_state: TraceState,
+    /// The peer left the sampling decision to us (B3 ids without `X-B3-Sampled`): the sampler
+    /// decides as for a new trace, instead of following `flags`.
+    pub sampling_deferred: bool,
 }
 
 /// Everything read from a request's headers.
@@ -60,12 +63,17 @@ pub struct Extracted {
     pub baggage: Baggage,
     /// A debug correlation id (`jaeger-debug-id`): asks for this request to be traced.
     pub debug_id: Option<Arc<str>>,
+    /// A sampling decision sent without ids (B3's `b3: 0`, `b3: d`, or `X-B3-Sampled` alone):
+    /// a new trace is started, and the sampler treats these flags as its parent's.
+    pub sampling_only: Option<TraceFlags>,
 }
 
 impl Extracted {
     /// Whether a debug trace is asked for: by a debug id, or by the parent's debug flag.
     pub fn is_debug_requested(&self) -> bool {
-        self.debug_id.is_some() || self.parent.as_ref().is_some_and(|p| p.flags.is_debug())
+        self.debug_id.is_some()
+            || self.parent.as_ref().is_some_and(|p| p.flags.is_debug())
+            || self.sampling_only.is_some_and(TraceFlags::is_debug)
     }
 
     /// The context of a new span (a server span, say) that continues what was extracted: the
@@ -84,14 +92,14 @@ impl Extracted {
                     .with(TraceFlags::RANDOM, parent.flags.is_random())
                     .with(TraceFlags::FIREHOSE, parent.flags.is_firehose()),
                 parent.trace_state,
-                Some(parent.flags),
+                (!parent.sampling_deferred).then_some(parent.flags),
             ),
             None => (
                 TraceId::random(),
                 None,
                 TraceFlags::RANDOM,
                 TraceState::EMPTY,
-                None,
+                self.sampling_only,
             ),
         };
         let request = SamplingRequest {
