@@ -28,6 +28,7 @@ use crate::{Baggage, SpanContext, SpanId, TraceFlags, TraceId, TraceState, Trace
 
 mod b3;
 mod baggage;
+mod header;
 mod jaeger;
 mod w3c;
 
