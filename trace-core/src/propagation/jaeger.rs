@@ -17,6 +17,7 @@ use crate::{BaggageBuilder, BaggageEntry, SpanContext, SpanId, TraceFlags, Trace
 
 static UBER_TRACE_ID: HeaderName = HeaderName::from_static("uber-trace-id");
 static JAEGER_DEBUG_ID: HeaderName = HeaderName::from_static("jaeger-debug-id");
+static JAEGER_BAGGAGE: HeaderName = HeaderName::from_static("jaeger-baggage");
 const BAGGAGE_PREFIX: &str = "uberctx-";
 
 /// Longest `jaeger-debug-id` read; it is a correlation id, not a payload.
@@ -40,8 +41,9 @@ const UBERCTX_VALUE_ESCAPES: &AsciiSet = &BAGGAGE_VALUE_ESCAPES.add(b'+');
 /// [`TraceFlags::FIREHOSE`] (`0x08`); a debug flag alone stays unsampled, as the client sent it.
 ///
 /// Baggage travels as one `uberctx-{key}` header per entry. Header names reach us lower-cased, so
-/// a key sent as `userId` arrives as `userid`; on injection, entries whose keys are not lower-case
-/// header-name tokens are left out rather than silently renamed.
+/// a key sent as `userId` arrives as `userid`, and injection writes it lower-cased too; entries
+/// whose keys are not header-name tokens are left out. The ad-hoc `jaeger-baggage: k1=v1, k2=v2`
+/// header that Jaeger clients accept (for setting baggage from `curl`) is read as well.
 ///
 /// ```
 /// use http::HeaderMap;
@@ -125,6 +127,22 @@ impl Propagator for JaegerPropagator {
                 Err(reason) => dropped.add(reason),
             }
         }
+        for value in headers.get_all(&JAEGER_BAGGAGE) {
+            for pair in value.as_bytes().split(|&b| b == b',') {
+                let pair = trim_ows(pair);
+                if pair.is_empty() {
+                    continue;
+                }
+                match ad_hoc_baggage_entry(pair) {
+                    Some(entry) => {
+                        if let Err(e) = builder.insert(entry) {
+                            dropped.add(limit_reason(e));
+                        }
+                    }
+                    None => dropped.add("malformed jaeger-baggage pair"),
+                }
+            }
+        }
         if !builder.is_empty() {
             let (merged, rejected) = into.baggage.merged(&builder.build());
             into.baggage = merged;
@@ -202,6 +220,22 @@ impl Propagator for JaegerPropagator {
             }
         }
     }
+}
+
+/// One `key=value` pair of the `jaeger-baggage` header; values are taken as written, as Jaeger
+/// clients do.
+fn ad_hoc_baggage_entry(pair: &[u8]) -> Option<BaggageEntry> {
+    let text = std::str::from_utf8(pair).ok()?;
+    let (key, value) = text.split_once('=')?;
+    let (key, value) = (key.trim(), value.trim());
+    if !is_token(key.as_bytes()) || value.contains('=') {
+        return None;
+    }
+    Some(BaggageEntry {
+        key: key.to_owned(),
+        value: value.to_owned(),
+        properties: None,
+    })
 }
 
 const fn malformed(reason: &'static str) -> ExtractError {
@@ -329,6 +363,25 @@ mod tests {
         let mut extracted = Extracted::default();
         let result = JaegerPropagator::new().extract(&headers(pairs), &mut extracted);
         (result, extracted)
+    }
+
+    #[test]
+    fn ad_hoc_jaeger_baggage_pairs_are_read_and_bad_ones_counted() {
+        let (result, extracted) = extract(&[
+            ("jaeger-baggage", "k1=v1, bad, k2 = v 2,,=novalue"),
+            ("jaeger-baggage", "k3=a=b,k4=x"),
+        ]);
+        assert_eq!(extracted.baggage.get("k1"), Some("v1"));
+        assert_eq!(extracted.baggage.get("k2"), Some("v 2"));
+        assert_eq!(extracted.baggage.get("k4"), Some("x"));
+        assert_eq!(extracted.baggage.len(), 3);
+        assert_eq!(
+            result,
+            Err(ExtractError::Baggage {
+                dropped: 3,
+                reason: "malformed jaeger-baggage pair"
+            })
+        );
     }
 
     fn parent_of(value: &str) -> Result<RemoteContext, ExtractError> {
