@@ -8,10 +8,11 @@ use std::hint::black_box;
 use std::sync::Arc;
 
 use criterion::{Criterion, criterion_group, criterion_main};
+#[path = "../tests/support/mod.rs"]
+mod support;
 use http::{HeaderMap, HeaderName, HeaderValue};
-use trace_core::propagation::{
-    CompositePropagator, Extracted, Propagator, TraceContextPropagator,
-};
+use support::realistic_headers;
+use trace_core::propagation::{CompositePropagator, Extracted, Propagator, TraceContextPropagator};
 use trace_core::sampler::{AlwaysOn, DebugForced, ParentBased, TraceIdRatio};
 use trace_core::{
     Collector, NoopCollector, SpanContext, SpanId, SpanKind, SpanRecorder, TraceFlags, TraceId,
@@ -19,43 +20,22 @@ use trace_core::{
 
 const TRACEPARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
 
-/// Twenty headers a browser or API client typically sends, none about tracing.
-fn realistic_headers() -> HeaderMap {
-    [
-        ("host", "api.example.com"),
-        ("user-agent", "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36"),
-        ("accept", "application/json, text/plain, */*"),
-        ("accept-language", "en-GB,en;q=0.9"),
-        ("accept-encoding", "gzip, deflate, br"),
-        ("connection", "keep-alive"),
-        ("cache-control", "no-cache"),
-        ("pragma", "no-cache"),
-        ("origin", "https://www.example.com"),
-        ("referer", "https://www.example.com/dashboard"),
-        ("sec-fetch-dest", "empty"),
-        ("sec-fetch-mode", "cors"),
-        ("sec-fetch-site", "same-site"),
-        ("content-type", "application/json"),
-        ("content-length", "42"),
-        ("x-request-id", "5f1c2b7e-8a9d-4c3e-b2a1-0f9e8d7c6b5a"),
-        ("x-forwarded-for", "203.0.113.7"),
-        ("x-forwarded-proto", "https"),
-        ("authorization", "Bearer eyJhbGciOiJIUzI1NiJ9.e30.c2lnbmF0dXJl"),
-        ("cookie", "session=abc123; theme=dark"),
-    ]
-    .into_iter()
-    .map(|(name, value)| {
-        (
-            HeaderName::from_static(name),
-            HeaderValue::from_static(value),
-        )
-    })
-    .collect()
-}
-
 fn ids(c: &mut Criterion) {
     c.bench_function("ids/trace_id_random", |b| b.iter(TraceId::random));
     c.bench_function("ids/span_id_random", |b| b.iter(SpanId::random));
+    c.bench_function("ids/trace_id_from_hex", |b| {
+        b.iter(|| TraceId::from_hex(black_box(b"4bf92f3577b34da6a3ce929d0e0e4736")))
+    });
+    let headers: HeaderMap = [(
+        HeaderName::from_static("traceparent"),
+        HeaderValue::from_static(TRACEPARENT),
+    )]
+    .into_iter()
+    .collect();
+    let name = HeaderName::from_static("traceparent");
+    c.bench_function("reference/headermap_get_one_header", |b| {
+        b.iter(|| black_box(&headers).get(&name).is_some())
+    });
 }
 
 fn traceparent(c: &mut Criterion) {
@@ -153,11 +133,5 @@ fn spans(c: &mut Criterion) {
     });
 }
 
-criterion_group!(
-    benches,
-    ids,
-    traceparent,
-    extract_realistic_request,
-    spans
-);
+criterion_group!(benches, ids, traceparent, extract_realistic_request, spans);
 criterion_main!(benches);

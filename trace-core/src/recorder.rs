@@ -54,15 +54,17 @@ impl SpanRecorder {
     /// Starts recording the span whose own context is `context`, now.
     ///
     /// Nothing is recorded unless the context is sampled and has a collector.
-    pub fn start(
-        context: SpanContext,
-        name: impl Into<Cow<'static, str>>,
-        kind: SpanKind,
-    ) -> Self {
+    pub fn start(context: SpanContext, name: impl Into<Cow<'static, str>>, kind: SpanKind) -> Self {
         if !context.is_recorded() {
             return Self::disabled();
         }
-        Self::start_recorded(context, name.into(), kind, SystemTime::now(), Instant::now())
+        Self::start_recorded(
+            context,
+            name.into(),
+            kind,
+            SystemTime::now(),
+            Instant::now(),
+        )
     }
 
     /// Like [`start`](Self::start), with clock readings the caller already took (so layers that
@@ -287,7 +289,10 @@ mod tests {
         assert_eq!(span.start_time, SystemTime::UNIX_EPOCH);
         assert!(span.duration >= Duration::from_millis(2));
         assert_eq!(span.attributes.len(), 5);
-        assert_eq!(span.attribute("lazy"), Some(&Value::from("made".to_string())));
+        assert_eq!(
+            span.attribute("lazy"),
+            Some(&Value::from("made".to_string()))
+        );
         assert_eq!(span.events.len(), 1);
         assert!(span.events[0].time >= span.start_time);
         assert_eq!(span.links.len(), 1);

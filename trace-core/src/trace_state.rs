@@ -60,42 +60,67 @@ impl TraceState {
     pub fn parse_values<'a>(
         values: impl IntoIterator<Item = &'a [u8]>,
     ) -> Result<Self, TraceStateError> {
-        let mut normalised = String::new();
+        let mut values = values.into_iter().peekable();
+        if values.peek().is_none() {
+            return Ok(Self::EMPTY);
+        }
+        let mut members: [(&[u8], &[u8]); MAX_MEMBERS] = [(&[], &[]); MAX_MEMBERS];
         let mut count = 0usize;
         let mut total = 0usize;
+        let mut lines = 0usize;
+        let mut single_line: &[u8] = &[];
         for value in values {
             total += value.len() + 1;
             if total > MAX_HEADER_LEN + 1 {
                 return Err(TraceStateError::TooLong);
             }
+            lines += 1;
+            single_line = value;
             for member in value.split(|&b| b == b',') {
                 let member = trim_ows(member);
                 if member.is_empty() {
                     continue;
                 }
                 let (key, value) = split_member(member)?;
-                count += 1;
-                if count > MAX_MEMBERS {
-                    return Err(TraceStateError::TooManyMembers);
-                }
-                if members(&normalised).any(|(existing, _)| existing.as_bytes() == key) {
+                if members[..count]
+                    .iter()
+                    .any(|(existing, _)| *existing == key)
+                {
                     return Err(TraceStateError::DuplicateKey);
                 }
-                if !normalised.is_empty() {
-                    normalised.push(',');
-                }
-                // Both halves were checked to be ASCII by the grammar.
-                normalised.push_str(std::str::from_utf8(key).map_err(|_| TraceStateError::Key)?);
-                normalised.push('=');
-                normalised
-                    .push_str(std::str::from_utf8(value).map_err(|_| TraceStateError::Value)?);
+                let slot = members
+                    .get_mut(count)
+                    .ok_or(TraceStateError::TooManyMembers)?;
+                *slot = (key, value);
+                count += 1;
             }
         }
-        Ok(if normalised.is_empty() {
-            Self::EMPTY
-        } else {
-            Self(Some(normalised.into()))
-        })
+        let members = &members[..count];
+        if members.is_empty() {
+            return Ok(Self::EMPTY);
+        }
+        // The grammar admits ASCII only, so the text is valid UTF-8.
+        let text = |bytes: &'a [u8]| std::str::from_utf8(bytes).map_err(|_| TraceStateError::Value);
+        let normalised_len = members
+            .iter()
+            .map(|(k, v)| k.len() + 1 + v.len())
+            .sum::<usize>()
+            + members.len()
+            - 1;
+        if lines == 1 && single_line.len() == normalised_len {
+            // Already normalised (the usual case): share the header text as it is.
+            return Ok(Self(Some(text(single_line)?.into())));
+        }
+        let mut normalised = String::with_capacity(normalised_len);
+        for (index, (key, value)) in members.iter().enumerate() {
+            if index > 0 {
+                normalised.push(',');
+            }
+            normalised.push_str(text(key)?);
+            normalised.push('=');
+            normalised.push_str(text(value)?);
+        }
+        Ok(Self(Some(normalised.into())))
     }
 
     /// The normalised header value, or `None` when empty (send no `tracestate` header then).
@@ -274,7 +299,10 @@ mod tests {
         assert_eq!(parse(&["t@vendorvendorvend=x"]), Err(TraceStateError::Key));
         assert_eq!(parse(&["novalue"]), Err(TraceStateError::MissingEquals));
         let long_key = "k".repeat(257);
-        assert_eq!(parse(&[&format!("{long_key}=v")]), Err(TraceStateError::Key));
+        assert_eq!(
+            parse(&[&format!("{long_key}=v")]),
+            Err(TraceStateError::Key)
+        );
     }
 
     #[test]

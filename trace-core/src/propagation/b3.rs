@@ -2,7 +2,7 @@
 
 use http::{HeaderMap, HeaderName, HeaderValue};
 
-use super::header::{MAX_ID_HEADER_LEN, StackValue, replace, single_value};
+use super::header::{HeaderScan, Known, MAX_ID_HEADER_LEN, StackValue, replace};
 use super::{ExtractError, Extracted, Presence, Propagator, RemoteContext};
 use crate::id::parse_hex_u64;
 use crate::{SpanContext, SpanId, TraceFlags, TraceId, TraceState};
@@ -82,12 +82,21 @@ impl Propagator for B3Propagator {
     }
 
     fn extract(&self, headers: &HeaderMap, into: &mut Extracted) -> Result<Presence, ExtractError> {
+        self.extract_scanned(&HeaderScan::new(headers), into)
+    }
+
+    fn extract_scanned(
+        &self,
+        headers: &HeaderScan<'_>,
+        into: &mut Extracted,
+    ) -> Result<Presence, ExtractError> {
         // B3 carries nothing but the parent and its sampling state, and a sampling decision alone
         // is only wanted when there is no parent.
         if into.parent.is_some() {
             return Ok(Presence::Absent);
         }
-        let single_error = match single_value(headers, &B3, MAX_ID_HEADER_LEN)
+        let single_error = match headers
+            .single(Known::B3, MAX_ID_HEADER_LEN)
             .and_then(|value| value.map(parse_single).transpose())
         {
             Ok(Some(context)) => return Ok(apply(context, into)),
@@ -244,12 +253,12 @@ fn parse_trace_id(hex: &[u8]) -> Option<TraceId> {
 }
 
 /// Reads the `x-b3-*` headers; `None` when none of them is there.
-fn parse_multi(headers: &HeaderMap) -> Result<Option<B3Context>, ExtractError> {
-    let trace = single_value(headers, &TRACE_ID, MAX_ID_HEADER_LEN)?;
-    let span = single_value(headers, &SPAN_ID, MAX_ID_HEADER_LEN)?;
-    let parent = single_value(headers, &PARENT_SPAN_ID, MAX_ID_HEADER_LEN)?;
-    let sampled = single_value(headers, &SAMPLED, MAX_ID_HEADER_LEN)?;
-    let debug = single_value(headers, &FLAGS, MAX_ID_HEADER_LEN)?;
+fn parse_multi(headers: &HeaderScan<'_>) -> Result<Option<B3Context>, ExtractError> {
+    let trace = headers.single(Known::XB3TraceId, MAX_ID_HEADER_LEN)?;
+    let span = headers.single(Known::XB3SpanId, MAX_ID_HEADER_LEN)?;
+    let parent = headers.single(Known::XB3ParentSpanId, MAX_ID_HEADER_LEN)?;
+    let sampled = headers.single(Known::XB3Sampled, MAX_ID_HEADER_LEN)?;
+    let debug = headers.single(Known::XB3Flags, MAX_ID_HEADER_LEN)?;
 
     let debug = match debug {
         None | Some(b"0") => false,
@@ -303,23 +312,13 @@ fn parse_multi(headers: &HeaderMap) -> Result<Option<B3Context>, ExtractError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::propagation::header::test_header_map as headers;
     use crate::propagation::{JaegerPropagator, TraceContextPropagator};
 
     const TRACE: &str = "80f198ee56343ba864fe8b2a57d3eff7";
     const TRACE64: &str = "a3ce929d0e0e4736";
     const SPAN: &str = "e457b5a2e4d86bd1";
     const PARENT: &str = "05e3ac9a4f6e3b90";
-
-    fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
-        let mut headers = HeaderMap::new();
-        for (name, value) in pairs {
-            headers.append(
-                HeaderName::from_bytes(name.as_bytes()).expect("test header name"),
-                HeaderValue::from_bytes(value.as_bytes()).expect("test header value"),
-            );
-        }
-        headers
-    }
 
     fn extract_with(
         encoding: B3Encoding,

@@ -4,7 +4,8 @@ use http::{HeaderMap, HeaderName, HeaderValue};
 use percent_encoding::{percent_decode, utf8_percent_encode};
 
 use super::header::{
-    BAGGAGE_VALUE_ESCAPES, Dropped, is_baggage_octet, is_token, limit_reason, replace,
+    BAGGAGE_VALUE_ESCAPES, Dropped, HeaderScan, Known, is_baggage_octet, is_token, limit_reason,
+    replace,
 };
 use super::{ExtractError, Extracted, Presence, Propagator};
 use crate::baggage::MAX_TOTAL_LEN;
@@ -47,14 +48,20 @@ impl Propagator for BaggagePropagator {
     }
 
     fn extract(&self, headers: &HeaderMap, into: &mut Extracted) -> Result<Presence, ExtractError> {
-        let lines = headers.get_all(&BAGGAGE);
-        let mut iter = lines.iter().peekable();
-        if iter.peek().is_none() {
+        self.extract_scanned(&HeaderScan::new(headers), into)
+    }
+
+    fn extract_scanned(
+        &self,
+        headers: &HeaderScan<'_>,
+        into: &mut Extracted,
+    ) -> Result<Presence, ExtractError> {
+        if !headers.contains(Known::Baggage) {
             return Ok(Presence::Absent);
         }
         // Measured as the lines joined by ",", before anything is decoded or stored.
-        let total = lines
-            .iter()
+        let total = headers
+            .all(Known::Baggage)
             .map(|line| line.len().saturating_add(1))
             .fold(0usize, usize::saturating_add)
             .saturating_sub(1);
@@ -66,7 +73,10 @@ impl Propagator for BaggagePropagator {
         }
         let mut builder = BaggageBuilder::new();
         let mut dropped = Dropped::default();
-        for member in iter.flat_map(|line| line.as_bytes().split(|&b| b == b',')) {
+        for member in headers
+            .all(Known::Baggage)
+            .flat_map(|line| line.as_bytes().split(|&b| b == b','))
+        {
             let member = trim_ows(member);
             if member.is_empty() {
                 continue;

@@ -25,34 +25,169 @@ pub(super) const BAGGAGE_VALUE_ESCAPES: &AsciiSet = &CONTROLS
     .add(b'\\')
     .add(b'%');
 
-/// The value of a header that may appear at most once, with optional white space trimmed.
+/// The header names the built-in formats read, found in one pass by [`HeaderScan`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Known {
+    Traceparent,
+    Tracestate,
+    Baggage,
+    UberTraceId,
+    JaegerDebugId,
+    JaegerBaggage,
+    B3,
+    XB3TraceId,
+    XB3SpanId,
+    XB3ParentSpanId,
+    XB3Sampled,
+    XB3Flags,
+}
+
+const KNOWN_COUNT: usize = 12;
+
+static KNOWN_NAMES: [HeaderName; KNOWN_COUNT] = [
+    HeaderName::from_static("traceparent"),
+    HeaderName::from_static("tracestate"),
+    HeaderName::from_static("baggage"),
+    HeaderName::from_static("uber-trace-id"),
+    HeaderName::from_static("jaeger-debug-id"),
+    HeaderName::from_static("jaeger-baggage"),
+    HeaderName::from_static("b3"),
+    HeaderName::from_static("x-b3-traceid"),
+    HeaderName::from_static("x-b3-spanid"),
+    HeaderName::from_static("x-b3-parentspanid"),
+    HeaderName::from_static("x-b3-sampled"),
+    HeaderName::from_static("x-b3-flags"),
+];
+
+/// Prefix of Jaeger's per-entry baggage headers.
+pub(super) const UBERCTX_PREFIX: &str = "uberctx-";
+
+impl Known {
+    /// The header's name.
+    pub(super) fn header_name(self) -> &'static HeaderName {
+        &KNOWN_NAMES[self as usize]
+    }
+
+    fn classify(name: &str) -> Option<Self> {
+        Some(match name {
+            "traceparent" => Self::Traceparent,
+            "tracestate" => Self::Tracestate,
+            "baggage" => Self::Baggage,
+            "uber-trace-id" => Self::UberTraceId,
+            "jaeger-debug-id" => Self::JaegerDebugId,
+            "jaeger-baggage" => Self::JaegerBaggage,
+            "b3" => Self::B3,
+            "x-b3-traceid" => Self::XB3TraceId,
+            "x-b3-spanid" => Self::XB3SpanId,
+            "x-b3-parentspanid" => Self::XB3ParentSpanId,
+            "x-b3-sampled" => Self::XB3Sampled,
+            "x-b3-flags" => Self::XB3Flags,
+            _ => return None,
+        })
+    }
+}
+
+/// A request's trace headers, found in one pass over its header map.
 ///
-/// Several lines are rejected rather than one picked: two parents in one request mean a broken or
-/// hostile peer, and which line a proxy puts first is not something to rely on. The length limit
-/// is checked before anything else is looked at.
-pub(super) fn single_value<'h>(
-    headers: &'h HeaderMap,
-    name: &'static HeaderName,
-    limit: usize,
-) -> Result<Option<&'h [u8]>, ExtractError> {
-    let mut values = headers.get_all(name).iter();
-    let Some(first) = values.next() else {
-        return Ok(None);
-    };
-    if values.next().is_some() {
-        return Err(ExtractError::Malformed {
-            header: name.as_str(),
-            reason: "header sent more than once",
-        });
+/// Each format looking its headers up by name would cost a hash per name and format (a dozen for
+/// the default set); one pass over the map costs a byte comparison per header, and a request
+/// without trace headers is recognised with no lookup at all. [`CompositePropagator`] scans once
+/// and hands the scan to every format through [`Propagator::extract_scanned`].
+///
+/// [`CompositePropagator`]: super::CompositePropagator
+/// [`Propagator::extract_scanned`]: super::Propagator::extract_scanned
+#[derive(Debug, Clone, Copy)]
+pub struct HeaderScan<'a> {
+    map: &'a HeaderMap,
+    first_values: [Option<&'a HeaderValue>; KNOWN_COUNT],
+    repeated: u16,
+    has_uberctx: bool,
+}
+
+impl<'a> HeaderScan<'a> {
+    /// Scans `map` once.
+    pub fn new(map: &'a HeaderMap) -> Self {
+        let mut scan = Self {
+            map,
+            first_values: [None; KNOWN_COUNT],
+            repeated: 0,
+            has_uberctx: false,
+        };
+        for (name, value) in map {
+            let name = name.as_str();
+            // Every trace header starts with one of these; most others are passed over here.
+            if !matches!(
+                name.as_bytes().first(),
+                Some(b't' | b'b' | b'u' | b'j' | b'x')
+            ) {
+                continue;
+            }
+            match Known::classify(name) {
+                Some(known) => match &mut scan.first_values[known as usize] {
+                    Some(_) => scan.repeated |= 1 << known as u16,
+                    slot => *slot = Some(value),
+                },
+                None => scan.has_uberctx |= name.starts_with(UBERCTX_PREFIX),
+            }
+        }
+        scan
     }
-    let bytes = first.as_bytes();
-    if bytes.len() > limit {
-        return Err(ExtractError::Oversized {
-            header: name.as_str(),
-            limit,
-        });
+
+    /// The scanned header map.
+    pub fn headers(&self) -> &'a HeaderMap {
+        self.map
     }
-    Ok(Some(trim_ows(bytes)))
+
+    /// Whether the request carries any header a built-in format reads.
+    pub fn has_trace_headers(&self) -> bool {
+        self.has_uberctx || self.first_values.iter().any(Option::is_some)
+    }
+
+    /// Whether the header is present.
+    pub(super) fn contains(&self, known: Known) -> bool {
+        self.first_values[known as usize].is_some()
+    }
+
+    /// Whether any `uberctx-*` header is present.
+    pub(super) fn has_uberctx(&self) -> bool {
+        self.has_uberctx
+    }
+
+    /// Every line of the header, in order.
+    pub(super) fn all(&self, known: Known) -> impl Iterator<Item = &'a HeaderValue> + use<'a> {
+        let rest = (self.repeated & (1 << known as u16) != 0)
+            .then(|| self.map.get_all(known.header_name()).into_iter().skip(1));
+        self.first_values[known as usize]
+            .into_iter()
+            .chain(rest.into_iter().flatten())
+    }
+
+    /// The value of a header that may appear at most once, with optional white space trimmed.
+    ///
+    /// Several lines are rejected rather than one picked: two parents in one request mean a
+    /// broken or hostile peer, and which line a proxy puts first is not something to rely on.
+    /// The length limit is checked before anything else is looked at.
+    pub(super) fn single(
+        &self,
+        known: Known,
+        limit: usize,
+    ) -> Result<Option<&'a [u8]>, ExtractError> {
+        let Some(first) = self.first_values[known as usize] else {
+            return Ok(None);
+        };
+        let header = known.header_name().as_str();
+        if self.repeated & (1 << known as u16) != 0 {
+            return Err(ExtractError::Malformed {
+                header,
+                reason: "header sent more than once",
+            });
+        }
+        let bytes = first.as_bytes();
+        if bytes.len() > limit {
+            return Err(ExtractError::Oversized { header, limit });
+        }
+        Ok(Some(trim_ows(bytes)))
+    }
 }
 
 /// A short header value assembled (or decoded) on the stack, so ids are written and read without
@@ -207,33 +342,75 @@ pub(super) fn limit_reason(error: BaggageError) -> &'static str {
     }
 }
 
+/// A header map of these lines, for the formats' unit tests.
+#[cfg(test)]
+pub(super) fn test_header_map(pairs: &[(&str, &str)]) -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    for (name, value) in pairs {
+        headers.append(
+            HeaderName::from_bytes(name.as_bytes()).expect("test header name"),
+            HeaderValue::from_bytes(value.as_bytes()).expect("test header value"),
+        );
+    }
+    headers
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    static ONCE: HeaderName = HeaderName::from_static("x-once");
-
     #[test]
-    fn single_value_trims_and_rejects_repeats_and_oversize() {
+    fn single_trims_and_rejects_repeats_and_oversize() {
         let mut headers = HeaderMap::new();
-        assert_eq!(single_value(&headers, &ONCE, 8), Ok(None));
-        headers.insert(&ONCE, HeaderValue::from_static(" \tabc "));
-        assert_eq!(single_value(&headers, &ONCE, 8), Ok(Some(&b"abc"[..])));
+        assert_eq!(HeaderScan::new(&headers).single(Known::B3, 8), Ok(None));
+        headers.insert("b3", HeaderValue::from_static(" \tabc "));
+        let scan = HeaderScan::new(&headers);
+        assert_eq!(scan.single(Known::B3, 8), Ok(Some(&b"abc"[..])));
         assert_eq!(
-            single_value(&headers, &ONCE, 5),
+            scan.single(Known::B3, 5),
             Err(ExtractError::Oversized {
-                header: "x-once",
+                header: "b3",
                 limit: 5
             })
         );
-        headers.append(&ONCE, HeaderValue::from_static("abc"));
+        headers.append("b3", HeaderValue::from_static("abc"));
         assert_eq!(
-            single_value(&headers, &ONCE, 8),
+            HeaderScan::new(&headers).single(Known::B3, 8),
             Err(ExtractError::Malformed {
-                header: "x-once",
+                header: "b3",
                 reason: "header sent more than once"
             })
         );
+    }
+
+    #[test]
+    fn scan_finds_every_known_name_and_every_line() {
+        let mut headers = HeaderMap::new();
+        headers.insert("host", HeaderValue::from_static("example.com"));
+        headers.insert("user-agent", HeaderValue::from_static("curl"));
+        assert!(!HeaderScan::new(&headers).has_trace_headers());
+        for name in &KNOWN_NAMES {
+            headers.append(name, HeaderValue::from_static("1"));
+        }
+        headers.append("tracestate", HeaderValue::from_static("2"));
+        headers.append("tracestate", HeaderValue::from_static("3"));
+        let scan = HeaderScan::new(&headers);
+        assert!(scan.has_trace_headers());
+        for (index, name) in KNOWN_NAMES.iter().enumerate() {
+            let known = Known::classify(name.as_str()).expect("known");
+            assert_eq!(known as usize, index);
+            assert_eq!(known.header_name(), name);
+            assert!(scan.contains(known));
+        }
+        let lines: Vec<&[u8]> = scan
+            .all(Known::Tracestate)
+            .map(HeaderValue::as_bytes)
+            .collect();
+        assert_eq!(lines, [&b"1"[..], b"2", b"3"]);
+        assert_eq!(scan.all(Known::B3).count(), 1);
+        assert!(!scan.has_uberctx());
+        headers.insert("uberctx-k", HeaderValue::from_static("v"));
+        assert!(HeaderScan::new(&headers).has_uberctx());
     }
 
     #[test]

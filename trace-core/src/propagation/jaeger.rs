@@ -6,8 +6,8 @@ use http::{HeaderMap, HeaderName, HeaderValue};
 use percent_encoding::{AsciiSet, percent_decode, utf8_percent_encode};
 
 use super::header::{
-    BAGGAGE_VALUE_ESCAPES, Dropped, MAX_ID_HEADER_LEN, StackValue, is_token, limit_reason, replace,
-    single_value,
+    BAGGAGE_VALUE_ESCAPES, Dropped, HeaderScan, Known, MAX_ID_HEADER_LEN, StackValue,
+    UBERCTX_PREFIX, is_token, limit_reason, replace,
 };
 use super::{ExtractError, Extracted, Presence, Propagator, RemoteContext};
 use crate::baggage::MAX_ENTRY_LEN;
@@ -17,8 +17,6 @@ use crate::{BaggageBuilder, BaggageEntry, SpanContext, SpanId, TraceFlags, Trace
 
 static UBER_TRACE_ID: HeaderName = HeaderName::from_static("uber-trace-id");
 static JAEGER_DEBUG_ID: HeaderName = HeaderName::from_static("jaeger-debug-id");
-static JAEGER_BAGGAGE: HeaderName = HeaderName::from_static("jaeger-baggage");
-const BAGGAGE_PREFIX: &str = "uberctx-";
 
 /// Longest `jaeger-debug-id` read; it is a correlation id, not a payload.
 const MAX_DEBUG_ID_LEN: usize = 256;
@@ -80,11 +78,29 @@ impl Propagator for JaegerPropagator {
     /// kept if valid on its own; the error returned is the first of trace id, debug id and
     /// baggage that went wrong. [`Presence::Found`] means something was added to `into`.
     fn extract(&self, headers: &HeaderMap, into: &mut Extracted) -> Result<Presence, ExtractError> {
+        self.extract_scanned(&HeaderScan::new(headers), into)
+    }
+
+    /// See [`extract`](Propagator::extract).
+    fn extract_scanned(
+        &self,
+        headers: &HeaderScan<'_>,
+        into: &mut Extracted,
+    ) -> Result<Presence, ExtractError> {
+        let present = [
+            Known::UberTraceId,
+            Known::JaegerDebugId,
+            Known::JaegerBaggage,
+        ];
+        if !headers.has_uberctx() && !present.into_iter().any(|known| headers.contains(known)) {
+            return Ok(Presence::Absent);
+        }
         let mut found = false;
         let mut error = None;
 
         if into.parent.is_none() {
-            let parent = single_value(headers, &UBER_TRACE_ID, MAX_ID_HEADER_LEN)
+            let parent = headers
+                .single(Known::UberTraceId, MAX_ID_HEADER_LEN)
                 .and_then(|value| value.map(parse_uber_trace_id).transpose());
             match parent {
                 Ok(Some(parent)) => {
@@ -109,11 +125,16 @@ impl Propagator for JaegerPropagator {
 
         let mut builder = BaggageBuilder::new();
         let mut dropped = Dropped::default();
-        for name in headers.keys() {
-            let Some(key) = name.as_str().strip_prefix(BAGGAGE_PREFIX) else {
+        let uberctx_names = headers
+            .has_uberctx()
+            .then(|| headers.headers().keys())
+            .into_iter()
+            .flatten();
+        for name in uberctx_names {
+            let Some(key) = name.as_str().strip_prefix(UBERCTX_PREFIX) else {
                 continue;
             };
-            let mut values = headers.get_all(name).iter();
+            let mut values = headers.headers().get_all(name).iter();
             let (Some(value), None) = (values.next(), values.next()) else {
                 dropped.add("header sent more than once");
                 continue;
@@ -127,7 +148,7 @@ impl Propagator for JaegerPropagator {
                 Err(reason) => dropped.add(reason),
             }
         }
-        for value in headers.get_all(&JAEGER_BAGGAGE) {
+        for value in headers.all(Known::JaegerBaggage) {
             for pair in value.as_bytes().split(|&b| b == b',') {
                 let pair = trim_ows(pair);
                 if pair.is_empty() {
@@ -197,7 +218,7 @@ impl Propagator for JaegerPropagator {
         headers.remove(&JAEGER_DEBUG_ID);
         let stale: Vec<HeaderName> = headers
             .keys()
-            .filter(|name| name.as_str().starts_with(BAGGAGE_PREFIX))
+            .filter(|name| name.as_str().starts_with(UBERCTX_PREFIX))
             .cloned()
             .collect();
         for name in stale {
@@ -210,7 +231,7 @@ impl Propagator for JaegerPropagator {
                 continue;
             }
             let Ok(name) =
-                HeaderName::from_bytes(format!("{BAGGAGE_PREFIX}{}", entry.key).as_bytes())
+                HeaderName::from_bytes(format!("{UBERCTX_PREFIX}{}", entry.key).as_bytes())
             else {
                 continue;
             };
@@ -303,8 +324,8 @@ fn parse_span_id(hex: &[u8]) -> Result<Option<SpanId>, ExtractError> {
     Ok(SpanId::from_u64(value))
 }
 
-fn debug_id(headers: &HeaderMap) -> Result<Option<Arc<str>>, ExtractError> {
-    let Some(value) = single_value(headers, &JAEGER_DEBUG_ID, MAX_DEBUG_ID_LEN)? else {
+fn debug_id(headers: &HeaderScan<'_>) -> Result<Option<Arc<str>>, ExtractError> {
+    let Some(value) = headers.single(Known::JaegerDebugId, MAX_DEBUG_ID_LEN)? else {
         return Ok(None);
     };
     if value.is_empty() {
@@ -344,20 +365,10 @@ mod tests {
     use super::*;
     use crate::Baggage;
     use crate::propagation::TraceContextPropagator;
+    use crate::propagation::header::test_header_map as headers;
 
     const TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
     const SPAN: &str = "00f067aa0ba902b7";
-
-    fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
-        let mut headers = HeaderMap::new();
-        for (name, value) in pairs {
-            headers.append(
-                HeaderName::from_bytes(name.as_bytes()).expect("test header name"),
-                HeaderValue::from_bytes(value.as_bytes()).expect("test header value"),
-            );
-        }
-        headers
-    }
 
     fn extract(pairs: &[(&str, &str)]) -> (Result<Presence, ExtractError>, Extracted) {
         let mut extracted = Extracted::default();

@@ -34,6 +34,7 @@ mod w3c;
 
 pub use b3::{B3Encoding, B3Propagator};
 pub use baggage::BaggagePropagator;
+pub use header::HeaderScan;
 pub use jaeger::JaegerPropagator;
 pub use w3c::TraceContextPropagator;
 
@@ -179,6 +180,18 @@ pub trait Propagator: Send + Sync + fmt::Debug {
     /// whatever the headers hold.
     fn extract(&self, headers: &HeaderMap, into: &mut Extracted) -> Result<Presence, ExtractError>;
 
+    /// Like [`extract`](Propagator::extract), with the request's trace headers already found by
+    /// one pass over the map, as [`CompositePropagator`] does so that several formats cost one
+    /// pass rather than a lookup per header name each. The built-in formats read the scan; the
+    /// default reads the map again through `extract`.
+    fn extract_scanned(
+        &self,
+        headers: &HeaderScan<'_>,
+        into: &mut Extracted,
+    ) -> Result<Presence, ExtractError> {
+        self.extract(headers.headers(), into)
+    }
+
     /// Writes `context` in this format, replacing any headers of the format already present.
     fn inject(&self, context: &SpanContext, headers: &mut HeaderMap);
 }
@@ -272,8 +285,9 @@ impl CompositePropagator {
     /// Reads the headers with every format, the preferred first. Rejections are counted.
     pub fn extract(&self, headers: &HeaderMap) -> Extracted {
         let mut extracted = Extracted::default();
+        let scan = HeaderScan::new(headers);
         for (format, counters) in self.formats.iter().zip(self.counters.iter()) {
-            match format.extract(headers, &mut extracted) {
+            match format.extract_scanned(&scan, &mut extracted) {
                 Ok(Presence::Found) => {
                     counters.found.fetch_add(1, Ordering::Relaxed);
                 }

@@ -2,7 +2,7 @@
 
 use http::{HeaderMap, HeaderName, HeaderValue};
 
-use super::header::{MAX_ID_HEADER_LEN, StackValue, replace, single_value};
+use super::header::{HeaderScan, Known, MAX_ID_HEADER_LEN, StackValue, replace};
 use super::{ExtractError, Extracted, Presence, Propagator, RemoteContext};
 use crate::id::parse_hex_u64;
 use crate::{SpanContext, SpanId, TraceFlags, TraceId, TraceState};
@@ -55,20 +55,27 @@ impl Propagator for TraceContextPropagator {
     }
 
     fn extract(&self, headers: &HeaderMap, into: &mut Extracted) -> Result<Presence, ExtractError> {
+        self.extract_scanned(&HeaderScan::new(headers), into)
+    }
+
+    fn extract_scanned(
+        &self,
+        headers: &HeaderScan<'_>,
+        into: &mut Extracted,
+    ) -> Result<Presence, ExtractError> {
         // The format carries nothing but the parent, so there is nothing to add once one is set.
         if into.parent.is_some() {
             return Ok(Presence::Absent);
         }
-        let Some(value) = single_value(headers, &TRACEPARENT, MAX_ID_HEADER_LEN)? else {
+        let Some(value) = headers.single(Known::Traceparent, MAX_ID_HEADER_LEN)? else {
             return Ok(Presence::Absent);
         };
         let (trace_id, span_id, flags) = parse_traceparent(value)?;
-        let trace_state = TraceState::parse_values(
-            headers
-                .get_all(&TRACESTATE)
-                .iter()
-                .map(HeaderValue::as_bytes),
-        );
+        let trace_state = if headers.contains(Known::Tracestate) {
+            TraceState::parse_values(headers.all(Known::Tracestate).map(HeaderValue::as_bytes))
+        } else {
+            Ok(TraceState::EMPTY)
+        };
         let mut parent = RemoteContext {
             trace_id,
             span_id,
@@ -172,20 +179,10 @@ fn parse_traceparent(value: &[u8]) -> Result<(TraceId, SpanId, TraceFlags), Extr
 mod tests {
     use super::*;
     use crate::TraceStateError;
+    use crate::propagation::header::test_header_map as headers;
 
     const TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
     const SPAN: &str = "00f067aa0ba902b7";
-
-    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
-        let mut headers = HeaderMap::new();
-        for (name, value) in pairs {
-            headers.append(
-                *name,
-                HeaderValue::from_bytes(value.as_bytes()).expect("test header value"),
-            );
-        }
-        headers
-    }
 
     fn extract(pairs: &[(&'static str, &str)]) -> (Result<Presence, ExtractError>, Extracted) {
         let mut extracted = Extracted::default();
