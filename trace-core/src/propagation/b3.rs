@@ -7,15 +7,14 @@ use super::{ExtractError, Extracted, Presence, Propagator, RemoteContext};
 use crate::id::parse_hex_u64;
 use crate::{SpanContext, SpanId, TraceFlags, TraceId, TraceState};
 
-static B3: HeaderName = HeaderName::from_static("b3");
-static TRACE_ID: HeaderName = HeaderName::from_static("x-b3-traceid");
-static SPAN_ID: HeaderName = HeaderName::from_static("x-b3-spanid");
-static PARENT_SPAN_ID: HeaderName = HeaderName::from_static("x-b3-parentspanid");
-static SAMPLED: HeaderName = HeaderName::from_static("x-b3-sampled");
-static FLAGS: HeaderName = HeaderName::from_static("x-b3-flags");
-
 /// The `x-b3-*` headers, all removed when the single header is written.
-static MULTI_HEADERS: [&HeaderName; 5] = [&TRACE_ID, &SPAN_ID, &PARENT_SPAN_ID, &SAMPLED, &FLAGS];
+const MULTI_HEADERS: [Known; 5] = [
+    Known::XB3TraceId,
+    Known::XB3SpanId,
+    Known::XB3ParentSpanId,
+    Known::XB3Sampled,
+    Known::XB3Flags,
+];
 
 /// Longest `b3` value written: 32 + 16 + 16 hex digits, the sampling state, 3 dashes.
 const MAX_SINGLE_LEN: usize = 32 + 1 + 16 + 1 + 1 + 1 + 16;
@@ -138,27 +137,27 @@ impl Propagator for B3Propagator {
                     value.push_byte(b'-');
                     value.push(parent.to_hex().as_bytes());
                 }
-                replace(headers, &B3, value.to_header_value());
-                for name in MULTI_HEADERS {
-                    headers.remove(name);
+                replace(headers, Known::B3.header_name(), value.to_header_value());
+                for known in MULTI_HEADERS {
+                    headers.remove(known.header_name());
                 }
             }
             B3Encoding::MultipleHeaders => {
                 let hex = |bytes: &[u8]| HeaderValue::from_bytes(bytes).ok();
                 replace(
                     headers,
-                    &TRACE_ID,
+                    Known::XB3TraceId.header_name(),
                     hex(context.trace_id().to_hex().as_bytes()),
                 );
                 replace(
                     headers,
-                    &SPAN_ID,
+                    Known::XB3SpanId.header_name(),
                     hex(context.span_id().to_hex().as_bytes()),
                 );
                 let parent = context.parent_span_id();
                 replace(
                     headers,
-                    &PARENT_SPAN_ID,
+                    Known::XB3ParentSpanId.header_name(),
                     parent.and_then(|p| hex(p.to_hex().as_bytes())),
                 );
                 // Debug implies sampled, and the spec asks not to send both.
@@ -169,9 +168,9 @@ impl Propagator for B3Propagator {
                 } else {
                     (Some(HeaderValue::from_static("0")), None)
                 };
-                replace(headers, &SAMPLED, sampled);
-                replace(headers, &FLAGS, debug);
-                headers.remove(&B3);
+                replace(headers, Known::XB3Sampled.header_name(), sampled);
+                replace(headers, Known::XB3Flags.header_name(), debug);
+                headers.remove(Known::B3.header_name());
             }
         }
     }
@@ -212,10 +211,15 @@ fn parse_single(value: &[u8]) -> Result<B3Context, ExtractError> {
         fields.next(),
         fields.next(),
     ) else {
-        return Err(malformed(&B3, "expected 2 to 4 '-'-separated fields"));
+        return Err(malformed(
+            Known::B3.header_name(),
+            "expected 2 to 4 '-'-separated fields",
+        ));
     };
-    let trace_id = parse_trace_id(trace).ok_or_else(|| malformed(&B3, "invalid trace id"))?;
-    let span_id = SpanId::from_hex(span).map_err(|_| malformed(&B3, "invalid span id"))?;
+    let trace_id = parse_trace_id(trace)
+        .ok_or_else(|| malformed(Known::B3.header_name(), "invalid trace id"))?;
+    let span_id = SpanId::from_hex(span)
+        .map_err(|_| malformed(Known::B3.header_name(), "invalid span id"))?;
     let (flags, sampling_deferred) = match sampling {
         Some(sampling) => (single_sampling(sampling)?, false),
         None => (TraceFlags::EMPTY, true),
@@ -223,7 +227,7 @@ fn parse_single(value: &[u8]) -> Result<B3Context, ExtractError> {
     let parent_span_id = parent
         .map(SpanId::from_hex)
         .transpose()
-        .map_err(|_| malformed(&B3, "invalid parent span id"))?;
+        .map_err(|_| malformed(Known::B3.header_name(), "invalid parent span id"))?;
     Ok(B3Context::Parent(RemoteContext {
         trace_id,
         span_id,
@@ -240,7 +244,10 @@ fn single_sampling(value: &[u8]) -> Result<TraceFlags, ExtractError> {
         b"1" => Ok(TraceFlags::SAMPLED),
         b"0" => Ok(TraceFlags::EMPTY),
         b"d" => Ok(DEBUG_SAMPLED),
-        _ => Err(malformed(&B3, "sampling state must be 1, 0 or d")),
+        _ => Err(malformed(
+            Known::B3.header_name(),
+            "sampling state must be 1, 0 or d",
+        )),
     }
 }
 
@@ -263,7 +270,7 @@ fn parse_multi(headers: &HeaderScan<'_>) -> Result<Option<B3Context>, ExtractErr
     let debug = match debug {
         None | Some(b"0") => false,
         Some(b"1") => true,
-        Some(_) => return Err(malformed(&FLAGS, "must be 1 or 0")),
+        Some(_) => return Err(malformed(Known::XB3Flags.header_name(), "must be 1 or 0")),
     };
     // `true` and `false` predate the spec, which asks to accept them.
     let sampled = match sampled {
@@ -272,7 +279,7 @@ fn parse_multi(headers: &HeaderScan<'_>) -> Result<Option<B3Context>, ExtractErr
         Some(b"0") => Some(false),
         Some(value) if value.eq_ignore_ascii_case(b"true") => Some(true),
         Some(value) if value.eq_ignore_ascii_case(b"false") => Some(false),
-        Some(_) => return Err(malformed(&SAMPLED, "must be 1 or 0")),
+        Some(_) => return Err(malformed(Known::XB3Sampled.header_name(), "must be 1 or 0")),
     };
     let decision = match (debug, sampled) {
         (true, _) => Some(DEBUG_SAMPLED),
@@ -285,20 +292,32 @@ fn parse_multi(headers: &HeaderScan<'_>) -> Result<Option<B3Context>, ExtractErr
         (Some(trace), Some(span)) => (trace, span),
         (None, None) if parent.is_some() => {
             return Err(malformed(
-                &PARENT_SPAN_ID,
+                Known::XB3ParentSpanId.header_name(),
                 "sent without trace and span ids",
             ));
         }
         (None, None) => return Ok(decision.map(B3Context::SamplingOnly)),
-        (Some(_), None) => return Err(malformed(&SPAN_ID, "missing beside x-b3-traceid")),
-        (None, Some(_)) => return Err(malformed(&TRACE_ID, "missing beside x-b3-spanid")),
+        (Some(_), None) => {
+            return Err(malformed(
+                Known::XB3SpanId.header_name(),
+                "missing beside x-b3-traceid",
+            ));
+        }
+        (None, Some(_)) => {
+            return Err(malformed(
+                Known::XB3TraceId.header_name(),
+                "missing beside x-b3-spanid",
+            ));
+        }
     };
-    let trace_id = parse_trace_id(trace).ok_or_else(|| malformed(&TRACE_ID, "invalid trace id"))?;
-    let span_id = SpanId::from_hex(span).map_err(|_| malformed(&SPAN_ID, "invalid span id"))?;
+    let trace_id = parse_trace_id(trace)
+        .ok_or_else(|| malformed(Known::XB3TraceId.header_name(), "invalid trace id"))?;
+    let span_id = SpanId::from_hex(span)
+        .map_err(|_| malformed(Known::XB3SpanId.header_name(), "invalid span id"))?;
     let parent_span_id = parent
         .map(SpanId::from_hex)
         .transpose()
-        .map_err(|_| malformed(&PARENT_SPAN_ID, "invalid span id"))?;
+        .map_err(|_| malformed(Known::XB3ParentSpanId.header_name(), "invalid span id"))?;
     Ok(Some(B3Context::Parent(RemoteContext {
         trace_id,
         span_id,

@@ -1,6 +1,6 @@
 //! W3C Baggage: the `baggage` header.
 
-use http::{HeaderMap, HeaderName, HeaderValue};
+use http::{HeaderMap, HeaderValue};
 use percent_encoding::{percent_decode, utf8_percent_encode};
 
 use super::header::{
@@ -11,8 +11,6 @@ use super::{ExtractError, Extracted, Presence, Propagator};
 use crate::baggage::MAX_TOTAL_LEN;
 use crate::trace_state::trim_ows;
 use crate::{BaggageBuilder, BaggageEntry, SpanContext};
-
-static BAGGAGE: HeaderName = HeaderName::from_static("baggage");
 
 /// W3C Baggage (`baggage: key=value;property,...`).
 ///
@@ -132,7 +130,7 @@ impl Propagator for BaggagePropagator {
             true => None,
             false => HeaderValue::from_str(&value).ok(),
         };
-        replace(headers, &BAGGAGE, header);
+        replace(headers, Known::Baggage.header_name(), header);
     }
 }
 

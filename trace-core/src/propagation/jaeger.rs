@@ -15,9 +15,6 @@ use crate::id::{parse_hex_u64, parse_hex_u128};
 use crate::trace_state::trim_ows;
 use crate::{BaggageBuilder, BaggageEntry, SpanContext, SpanId, TraceFlags, TraceId, TraceState};
 
-static UBER_TRACE_ID: HeaderName = HeaderName::from_static("uber-trace-id");
-static JAEGER_DEBUG_ID: HeaderName = HeaderName::from_static("jaeger-debug-id");
-
 /// Longest `jaeger-debug-id` read; it is a correlation id, not a payload.
 const MAX_DEBUG_ID_LEN: usize = 256;
 /// Longest decoded `uber-trace-id`: 32, 16 and 16 hex digits, 2 flag digits, 3 colons.
@@ -211,11 +208,15 @@ impl Propagator for JaegerPropagator {
         }
         value.push_byte(b':');
         value.push_hex_byte(wire_flags);
-        replace(headers, &UBER_TRACE_ID, value.to_header_value());
+        replace(
+            headers,
+            Known::UberTraceId.header_name(),
+            value.to_header_value(),
+        );
 
         // The debug id was this request's to receive; forwarding it would force debug traces
         // downstream for every call it makes.
-        headers.remove(&JAEGER_DEBUG_ID);
+        headers.remove(Known::JaegerDebugId.header_name());
         let stale: Vec<HeaderName> = headers
             .keys()
             .filter(|name| name.as_str().starts_with(UBERCTX_PREFIX))

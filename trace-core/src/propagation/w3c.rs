@@ -1,14 +1,11 @@
 //! W3C Trace Context: the `traceparent` and `tracestate` headers.
 
-use http::{HeaderMap, HeaderName, HeaderValue};
+use http::{HeaderMap, HeaderValue};
 
 use super::header::{HeaderScan, Known, MAX_ID_HEADER_LEN, StackValue, replace};
 use super::{ExtractError, Extracted, Presence, Propagator, RemoteContext};
 use crate::id::parse_hex_u64;
 use crate::{SpanContext, SpanId, TraceFlags, TraceId, TraceState};
-
-static TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
-static TRACESTATE: HeaderName = HeaderName::from_static("tracestate");
 
 /// Length of a version `00` `traceparent`: `vv-` + 32 + `-` + 16 + `-ff`.
 const TRACEPARENT_LEN: usize = 55;
@@ -114,13 +111,17 @@ impl Propagator for TraceContextPropagator {
         value.push(context.span_id().to_hex().as_bytes());
         value.push_byte(b'-');
         value.push_hex_byte(wire_flags);
-        replace(headers, &TRACEPARENT, value.to_header_value());
+        replace(
+            headers,
+            Known::Traceparent.header_name(),
+            value.to_header_value(),
+        );
         // A trace state left over from another hop must not travel with our traceparent.
         let trace_state = context
             .trace_state()
             .header_value()
             .and_then(|state| HeaderValue::from_str(state).ok());
-        replace(headers, &TRACESTATE, trace_state);
+        replace(headers, Known::Tracestate.header_name(), trace_state);
     }
 }
 
