@@ -279,6 +279,10 @@ pub struct Link {
 }
 
 /// A finished span, as handed to a [`Collector`](crate::Collector).
+///
+/// It carries the ids, flags, trace state and debug id of its [`SpanContext`](crate::SpanContext)
+/// rather than the context itself: a stored span that held its collector would keep that
+/// collector alive through a reference cycle, and exporters need nothing else of the context.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Span {
     /// The operation, such as `GET /users/{id}`.

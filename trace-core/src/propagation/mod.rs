@@ -251,7 +251,9 @@ impl CompositePropagator {
 
     /// Builds the composite from an `OTEL_PROPAGATORS` value: comma-separated names out of
     /// `tracecontext`, `baggage`, `b3` (single-header injection), `b3multi`, `jaeger` and `none`,
-    /// in order of preference. Case and white space around names are ignored; `none` contributes
+    /// in order of preference: when several formats carry a parent, the first listed wins
+    /// (OpenTelemetry SDKs let the last one win; an order of preference reads more naturally, and
+    /// it only matters when a caller sends conflicting formats). Case and white space around names are ignored; `none` contributes
     /// nothing, so `none` alone turns propagation off. An unknown name is an error rather than
     /// silently ignored, so a typo is seen at start-up.
     pub fn from_otel_propagators(list: &str) -> Result<Self, UnknownPropagator> {
