@@ -1,0 +1,157 @@
+//! The response-body wrapper that tells a layer when the response has really ended.
+//!
+//! A request is not over when the handler returns its response head: the body may still stream
+//! (SSE, chunked downloads) or fail, and the client may go away before it ends. [`ResponseBody`]
+//! wraps the body and reports to an observer — the trace layer's span, the metrics layer's
+//! timer — when the last frame is sent, when the body fails, or when it is dropped early. Both
+//! layers use this one wrapper with their own observer.
+
+use std::fmt::Display;
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+
+use http_body::{Body, Frame, SizeHint};
+use pin_project_lite::pin_project;
+
+pub(crate) mod private {
+    use std::fmt::Display;
+
+    use http::HeaderMap;
+
+    #[allow(missing_debug_implementations)]
+    /// How a body's life ended.
+    pub enum BodyEnd<'a> {
+        /// The last frame was sent.
+        Complete,
+        /// The body produced an error.
+        Error(&'a dyn Display),
+        /// The body was dropped before its end (the client went away, or the server shut the
+        /// connection).
+        Dropped,
+    }
+
+    /// The methods of [`BodyObserver`](super::BodyObserver), kept private so that only this
+    /// crate's layers observe bodies.
+    pub trait Observe: Send + 'static {
+        /// The first non-empty data frame is being sent.
+        fn on_first_byte(&mut self);
+        /// A trailers frame is being sent.
+        fn on_trailers(&mut self, trailers: &HeaderMap);
+        /// The body's life is over; `bytes` of data were sent.
+        fn on_end(self, end: BodyEnd<'_>, bytes: u64);
+    }
+}
+
+use private::{BodyEnd, Observe};
+
+/// Something a [`ResponseBody`] reports its end to. Implemented by this crate's layers only.
+pub trait BodyObserver: Observe {}
+
+impl<T: Observe> BodyObserver for T {}
+
+pin_project! {
+    /// A response body that reports to its layer when it ends: after the last frame, on an
+    /// error, or when dropped early. Frames pass through unchanged.
+    pub struct ResponseBody<B, O>
+    where
+        O: BodyObserver,
+    {
+        #[pin]
+        inner: B,
+        observer: Option<O>,
+        bytes: u64,
+    }
+
+    impl<B, O> PinnedDrop for ResponseBody<B, O>
+    where
+        O: BodyObserver,
+    {
+        fn drop(this: Pin<&mut Self>) {
+            let this = this.project();
+            if let Some(observer) = this.observer.take() {
+                observer.on_end(BodyEnd::Dropped, *this.bytes);
+            }
+        }
+    }
+}
+
+impl<B, O: BodyObserver> ResponseBody<B, O> {
+    /// Wraps `inner`; with no observer the wrapper only forwards frames.
+    pub(crate) fn new(inner: B, observer: Option<O>) -> Self
+    where
+        B: Body,
+    {
+        let mut body = Self {
+            inner,
+            observer,
+            bytes: 0,
+        };
+        // An empty body may never be polled (hyper sees `is_end_stream` and drops it): its
+        // response is complete as soon as the head is.
+        if body.inner.is_end_stream()
+            && let Some(observer) = body.observer.take()
+        {
+            observer.on_end(BodyEnd::Complete, 0);
+        }
+        body
+    }
+
+    /// The wrapped body.
+    pub fn get_ref(&self) -> &B {
+        &self.inner
+    }
+}
+
+impl<B, O> Body for ResponseBody<B, O>
+where
+    B: Body,
+    B::Error: Display,
+    O: BodyObserver,
+{
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
+        let mut this = self.project();
+        let result = ready!(this.inner.as_mut().poll_frame(cx));
+        let Some(observer) = this.observer.as_mut() else {
+            return Poll::Ready(result);
+        };
+        match &result {
+            Some(Ok(frame)) => {
+                if let Some(data) = frame.data_ref() {
+                    let len = bytes::Buf::remaining(data) as u64;
+                    if *this.bytes == 0 && len > 0 {
+                        observer.on_first_byte();
+                    }
+                    *this.bytes += len;
+                } else if let Some(trailers) = frame.trailers_ref() {
+                    observer.on_trailers(trailers);
+                }
+                if this.inner.is_end_stream() {
+                    finish(this.observer, BodyEnd::Complete, *this.bytes);
+                }
+            }
+            Some(Err(error)) => finish(this.observer, BodyEnd::Error(error), *this.bytes),
+            None => finish(this.observer, BodyEnd::Complete, *this.bytes),
+        }
+        Poll::Ready(result)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+fn finish<O: BodyObserver>(observer: &mut Option<O>, end: BodyEnd<'_>, bytes: u64) {
+    if let Some(observer) = observer.take() {
+        observer.on_end(end, bytes);
+    }
+}

@@ -1,0 +1,107 @@
+use std::sync::Arc;
+
+use tower_layer::Layer;
+use trace_core::propagation::{BaggagePropagator, CompositePropagator, TraceContextPropagator};
+use trace_core::sampler::{AlwaysOff, Sampler};
+use trace_core::{Collector, NoopCollector};
+
+use super::ClientTraceService;
+
+#[derive(Clone)]
+pub(crate) struct ClientConfig {
+    pub(crate) propagation: CompositePropagator,
+    pub(crate) root_sampler: Arc<dyn Sampler>,
+    pub(crate) root_collector: Arc<dyn Collector>,
+    pub(crate) record_query: bool,
+}
+
+/// Traces outgoing requests made through the wrapped client service (hyper-util's client, or
+/// any `Service<http::Request<B>>`).
+///
+/// Each request gets a client span named `{METHOD}`, a child of the context found in the
+/// request's extensions or, failing that, of the [current context](crate::context) (the server
+/// request being handled), and that child's context is injected into the request headers so the
+/// next service continues the same trace. An unsampled parent is still propagated (as not
+/// sampled). Without any parent, a new trace is started only if the root sampler says so
+/// (by default it never does); otherwise nothing is injected.
+///
+/// ```
+/// use std::sync::Arc;
+/// use trace_core::propagation::CompositePropagator;
+/// use trace_http::ClientTraceLayer;
+///
+/// let layer = ClientTraceLayer::new()
+///     .propagation(CompositePropagator::from_otel_propagators("tracecontext,baggage,jaeger,b3")?);
+/// // let client = tower::ServiceBuilder::new().layer(layer).service(hyper_client);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone)]
+pub struct ClientTraceLayer {
+    config: Arc<ClientConfig>,
+}
+
+impl ClientTraceLayer {
+    /// Injects W3C `traceparent`, `tracestate` and `baggage`; starts no trace of its own.
+    pub fn new() -> Self {
+        Self {
+            config: Arc::new(ClientConfig {
+                propagation: CompositePropagator::new(vec![
+                    Box::new(TraceContextPropagator::new()),
+                    Box::new(BaggagePropagator::new()),
+                ]),
+                root_sampler: Arc::new(AlwaysOff),
+                root_collector: Arc::new(NoopCollector),
+                record_query: false,
+            }),
+        }
+    }
+
+    fn with(mut self, change: impl FnOnce(&mut ClientConfig)) -> Self {
+        change(Arc::make_mut(&mut self.config));
+        self
+    }
+
+    /// The formats injected into outgoing requests (Jaeger and B3 on request).
+    pub fn propagation(self, propagation: CompositePropagator) -> Self {
+        self.with(|c| c.propagation = propagation)
+    }
+
+    /// Starts a new trace for requests made outside any traced request when `sampler` says so,
+    /// recording into `collector`.
+    pub fn root_traces(self, sampler: impl Sampler, collector: Arc<dyn Collector>) -> Self {
+        let sampler: Arc<dyn Sampler> = Arc::new(sampler);
+        self.with(|c| {
+            c.root_sampler = sampler;
+            c.root_collector = collector;
+        })
+    }
+
+    /// Also records the query string in `url.full` (off by default: queries often carry tokens).
+    pub fn record_query(self, record: bool) -> Self {
+        self.with(|c| c.record_query = record)
+    }
+}
+
+impl Default for ClientTraceLayer {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<S> Layer<S> for ClientTraceLayer {
+    type Service = ClientTraceService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        ClientTraceService::new(inner, self.config.clone())
+    }
+}
+
+impl std::fmt::Debug for ClientTraceLayer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientTraceLayer")
+            .field("propagation", &self.config.propagation)
+            .field("root_sampler", &self.config.root_sampler)
+            .field("record_query", &self.config.record_query)
+            .finish()
+    }
+}

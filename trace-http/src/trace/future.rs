@@ -1,0 +1,117 @@
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+
+use http::{HeaderName, HeaderValue, Response};
+use pin_project_lite::pin_project;
+use trace_core::{SpanRecorder, Status};
+
+use super::SpanObserver;
+use crate::body::ResponseBody;
+use crate::context::WithContext;
+use crate::semconv;
+
+pin_project! {
+    /// The response future of [`TraceService`](super::TraceService) and
+    /// [`ClientTraceService`](crate::client::ClientTraceService).
+    pub struct ResponseFuture<F> {
+        #[pin]
+        inner: WithContext<F>,
+        span: Option<SpanRecorder>,
+        trace_id_header: Option<(HeaderName, HeaderValue)>,
+        failures_from: u16,
+    }
+
+    impl<F> PinnedDrop for ResponseFuture<F> {
+        fn drop(this: Pin<&mut Self>) {
+            // Still holding the span: the request was cancelled before its response was ready
+            // (the client went away, or a timeout layer gave up).
+            if let Some(mut span) = this.project().span.take() {
+                span.set_attribute(semconv::RESPONSE_ABORTED, true);
+            }
+        }
+    }
+}
+
+impl<F> ResponseFuture<F> {
+    /// A server's future: 5xx responses are failures.
+    pub(crate) fn server(
+        inner: WithContext<F>,
+        span: SpanRecorder,
+        trace_id_header: Option<(HeaderName, HeaderValue)>,
+    ) -> Self {
+        Self {
+            inner,
+            span: Some(span),
+            trace_id_header,
+            failures_from: 500,
+        }
+    }
+
+    /// A client's future: 4xx and 5xx responses are failures.
+    pub(crate) fn client(inner: F, span: SpanRecorder) -> Self {
+        Self {
+            inner: WithContext::new(None, inner),
+            span: Some(span),
+            trace_id_header: None,
+            failures_from: 400,
+        }
+    }
+}
+
+impl<F, B, E> Future for ResponseFuture<F>
+where
+    F: Future<Output = Result<Response<B>, E>>,
+    B: http_body::Body,
+    E: std::fmt::Display,
+{
+    type Output = Result<Response<ResponseBody<B, SpanObserver>>, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let result = {
+            let mut panic_guard = PanicGuard(this.span.as_mut());
+            let result = ready!(this.inner.poll(cx));
+            panic_guard.0 = None;
+            result
+        };
+        let mut span = this.span.take().unwrap_or_default();
+        match result {
+            Ok(mut response) => {
+                let status = response.status();
+                if span.is_recording() {
+                    span.set_attribute(semconv::HTTP_RESPONSE_STATUS_CODE, status.as_u16());
+                    if status.as_u16() >= *this.failures_from {
+                        span.set_attribute(semconv::ERROR_TYPE, status.as_str().to_owned());
+                        span.set_status(Status::error(status.to_string()));
+                    }
+                }
+                if let Some((name, value)) = this.trace_id_header.take() {
+                    response.headers_mut().append(name, value);
+                }
+                let observer = span.is_recording().then_some(SpanObserver { span });
+                Poll::Ready(Ok(response.map(|body| ResponseBody::new(body, observer))))
+            }
+            Err(error) => {
+                span.set_attribute(semconv::ERROR_TYPE, "_OTHER");
+                span.set_status(Status::error(error.to_string()));
+                Poll::Ready(Err(error))
+            }
+        }
+    }
+}
+
+/// Marks the span if the inner future panics while being polled; the span then ends when the
+/// unwinding drops this future.
+struct PanicGuard<'a>(Option<&'a mut SpanRecorder>);
+
+impl Drop for PanicGuard<'_> {
+    fn drop(&mut self) {
+        if let Some(span) = self.0.take()
+            && std::thread::panicking()
+        {
+            span.set_attribute(semconv::ERROR_TYPE, "panic");
+            span.set_status(Status::error("the handler panicked"));
+        }
+    }
+}

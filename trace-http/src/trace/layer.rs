@@ -1,0 +1,221 @@
+use std::sync::Arc;
+
+use http::HeaderName;
+use tower_layer::Layer;
+use trace_core::propagation::CompositePropagator;
+use trace_core::sampler::{AlwaysOn, DebugForced, ParentBased, Sampler};
+use trace_core::{Collector, Key};
+
+use super::TraceService;
+
+/// Headers never recorded as attributes, even when listed: they carry credentials.
+const NEVER_RECORDED: [HeaderName; 4] = [
+    http::header::AUTHORIZATION,
+    http::header::COOKIE,
+    http::header::SET_COOKIE,
+    http::header::PROXY_AUTHORIZATION,
+];
+
+/// Debug forcing allowed per second unless configured otherwise.
+const DEFAULT_DEBUG_CAP: f64 = 10.0;
+
+/// Which response header tells the caller the trace id of its request.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum TraceIdHeader {
+    /// No header, except on debug-forced requests, which get `traceresponse` so that whoever
+    /// sent the debug header can find the trace.
+    None,
+    /// W3C Trace Context Level 2 `traceresponse: 00-{trace-id}-{span-id}-{flags}`.
+    #[default]
+    TraceResponse,
+    /// `Server-Timing: trace;desc=00-{trace-id}-{span-id}-{flags}`, which browser developer
+    /// tools show beside the request's timings. Appended to any `Server-Timing` the handler set.
+    ServerTiming,
+    /// A header of this name whose value is the 32-digit trace id, such as `trace-id`.
+    Custom(HeaderName),
+}
+
+#[derive(Clone)]
+pub(crate) struct TraceConfig {
+    pub(crate) service_name: Option<Arc<str>>,
+    pub(crate) propagation: CompositePropagator,
+    pub(crate) root_sampler: Arc<dyn Sampler>,
+    pub(crate) debug_cap: f64,
+    pub(crate) sampler: Arc<DebugForced>,
+    pub(crate) collector: Arc<dyn Collector>,
+    pub(crate) debug_headers: Vec<HeaderName>,
+    pub(crate) recorded_headers: Vec<(HeaderName, Key)>,
+    pub(crate) trace_id_header: TraceIdHeader,
+}
+
+/// Traces every request through the wrapped service: continues the caller's trace from its
+/// headers (W3C, Jaeger, B3), asks the sampler, records a server span that ends when the
+/// response body ends, and makes the request's [`SpanContext`](trace_core::SpanContext)
+/// available to the handler.
+///
+/// ```
+/// use std::sync::Arc;
+/// use axum::{Router, routing::get};
+/// use trace_core::InMemoryCollector;
+/// use trace_core::sampler::TraceIdRatio;
+/// use trace_http::{TraceIdHeader, TraceLayer};
+///
+/// let collector = Arc::new(InMemoryCollector::new(10_000));
+/// let app: Router = Router::new()
+///     .route("/users/{id}", get(|| async { "alice" }))
+///     .layer(
+///         TraceLayer::new(collector.clone())
+///             .service_name("users")
+///             .sampler(TraceIdRatio::new(0.1))
+///             .record_request_headers(["x-request-id"])
+///             .trace_id_header(TraceIdHeader::ServerTiming),
+///     );
+/// ```
+///
+/// Defaults: propagation from `OTEL_PROPAGATORS` or, unset, W3C + baggage + Jaeger + B3; a
+/// parent-based sampler that samples every new trace; `jaeger-debug-id` as the debug header,
+/// forcing at most 10 debug traces a second; the trace id returned in `traceresponse`.
+#[derive(Clone)]
+pub struct TraceLayer {
+    config: Arc<TraceConfig>,
+}
+
+impl TraceLayer {
+    /// Traces into `collector`.
+    pub fn new(collector: Arc<dyn Collector>) -> Self {
+        // An unknown OTEL_PROPAGATORS name is a deployment mistake that must not stop the
+        // service: fall back to reading every supported format.
+        let propagation = CompositePropagator::from_env().unwrap_or_default();
+        let root_sampler: Arc<dyn Sampler> = Arc::new(ParentBased::new(AlwaysOn));
+        Self {
+            config: Arc::new(TraceConfig {
+                service_name: None,
+                propagation,
+                sampler: Arc::new(DebugForced::new(root_sampler.clone(), DEFAULT_DEBUG_CAP)),
+                root_sampler,
+                debug_cap: DEFAULT_DEBUG_CAP,
+                collector,
+                debug_headers: vec![HeaderName::from_static("jaeger-debug-id")],
+                recorded_headers: Vec::new(),
+                trace_id_header: TraceIdHeader::default(),
+            }),
+        }
+    }
+
+    fn with(mut self, change: impl FnOnce(&mut TraceConfig)) -> Self {
+        change(Arc::make_mut(&mut self.config));
+        self
+    }
+
+    /// Records `service.name` on every server span.
+    pub fn service_name(self, name: impl Into<Arc<str>>) -> Self {
+        let name = name.into();
+        self.with(|c| c.service_name = Some(name))
+    }
+
+    /// The formats read from requests, in order of preference.
+    pub fn propagation(self, propagation: CompositePropagator) -> Self {
+        self.with(|c| c.propagation = propagation)
+    }
+
+    /// Decides which requests are traced. A debug header still forces a trace (within the debug
+    /// cap) whatever this sampler says.
+    pub fn sampler(self, sampler: impl Sampler) -> Self {
+        let sampler: Arc<dyn Sampler> = Arc::new(sampler);
+        self.with(|c| {
+            c.sampler = Arc::new(DebugForced::new(sampler.clone(), c.debug_cap));
+            c.root_sampler = sampler;
+        })
+    }
+
+    /// At most this many debug traces a second are forced by debug headers; beyond it such
+    /// requests are sampled as any other (and the refusal counted). Zero turns forcing off.
+    pub fn debug_cap(self, per_second: f64) -> Self {
+        self.with(|c| {
+            c.debug_cap = per_second;
+            c.sampler = Arc::new(DebugForced::new(c.root_sampler.clone(), per_second));
+        })
+    }
+
+    /// Headers whose presence asks for a debug trace, their value recorded as the
+    /// `jaeger-debug-id` attribute. Default: `jaeger-debug-id`. Names that are not valid header
+    /// names are ignored.
+    pub fn debug_headers<I>(self, names: I) -> Self
+    where
+        I: IntoIterator,
+        I::Item: AsRef<str>,
+    {
+        let names = parse_names(names);
+        self.with(|c| c.debug_headers = names)
+    }
+
+    /// Request headers recorded as `http.request.header.<name>` attributes (an allow-list).
+    /// `authorization`, `cookie`, `set-cookie` and `proxy-authorization` are never recorded,
+    /// even if listed.
+    pub fn record_request_headers<I>(self, names: I) -> Self
+    where
+        I: IntoIterator,
+        I::Item: AsRef<str>,
+    {
+        let recorded = parse_names(names)
+            .into_iter()
+            .filter(|name| !NEVER_RECORDED.contains(name))
+            .map(|name| {
+                let key: Key = format!("http.request.header.{name}").into();
+                (name, key)
+            })
+            .collect();
+        self.with(|c| c.recorded_headers = recorded)
+    }
+
+    /// Which response header returns the trace id (only for traced requests: an unsampled
+    /// request's trace id points at nothing).
+    pub fn trace_id_header(self, header: TraceIdHeader) -> Self {
+        self.with(|c| c.trace_id_header = header)
+    }
+
+    /// The debug-forcing sampler in use, for its counters (`forced`, `refused`).
+    pub fn debug_sampler(&self) -> &DebugForced {
+        &self.config.sampler
+    }
+
+    /// The propagation in use, for its per-format counters of malformed headers.
+    pub fn propagation_stats(&self) -> Vec<trace_core::propagation::FormatStats> {
+        self.config.propagation.stats()
+    }
+}
+
+fn parse_names<I>(names: I) -> Vec<HeaderName>
+where
+    I: IntoIterator,
+    I::Item: AsRef<str>,
+{
+    names
+        .into_iter()
+        .filter_map(|name| HeaderName::from_bytes(name.as_ref().as_bytes()).ok())
+        .collect()
+}
+
+impl<S> Layer<S> for TraceLayer {
+    type Service = TraceService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        TraceService::new(inner, self.config.clone())
+    }
+}
+
+impl std::fmt::Debug for TraceLayer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let c = &self.config;
+        f.debug_struct("TraceLayer")
+            .field("service_name", &c.service_name)
+            .field("propagation", &c.propagation)
+            .field("sampler", &c.root_sampler)
+            .field("debug_cap", &c.debug_cap)
+            .field("collector", &c.collector)
+            .field("debug_headers", &c.debug_headers)
+            .field("recorded_headers", &c.recorded_headers)
+            .field("trace_id_header", &c.trace_id_header)
+            .finish()
+    }
+}

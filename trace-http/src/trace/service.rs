@@ -1,0 +1,291 @@
+use std::borrow::Cow;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use http::{HeaderName, HeaderValue, Request, Response};
+use tower_service::Service;
+use trace_core::{SpanContext, SpanKind, SpanRecorder};
+
+use super::future::ResponseFuture;
+use super::layer::{TraceConfig, TraceIdHeader};
+use crate::RequestStart;
+use crate::context::WithContext;
+use crate::semconv;
+
+/// The service [`TraceLayer`](super::TraceLayer) wraps around another.
+#[derive(Clone)]
+pub struct TraceService<S> {
+    inner: S,
+    config: Arc<TraceConfig>,
+}
+
+impl<S> TraceService<S> {
+    pub(crate) fn new(inner: S, config: Arc<TraceConfig>) -> Self {
+        Self { inner, config }
+    }
+
+    /// The wrapped service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+}
+
+impl<S: std::fmt::Debug> std::fmt::Debug for TraceService<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TraceService")
+            .field("inner", &self.inner)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for TraceService<S>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+    S::Error: std::fmt::Display,
+    ResBody: http_body::Body,
+{
+    type Response = Response<crate::body::ResponseBody<ResBody, super::SpanObserver>>;
+    type Error = S::Error;
+    type Future = ResponseFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
+        let config = &*self.config;
+        let mut extracted = config.propagation.extract(request.headers());
+        if extracted.debug_id.is_none() {
+            extracted.debug_id = config
+                .debug_headers
+                .iter()
+                .find_map(|name| request.headers().get(name).and_then(debug_id));
+        }
+        let route = matched_route(&request);
+        let (method, known_method) = semconv::method_name(request.method());
+        let context = extracted
+            .into_span_context(&*config.sampler, route.unwrap_or(method))
+            .with_collector(config.collector.clone());
+
+        let mut span = SpanRecorder::disabled();
+        let mut trace_id_header = None;
+        let mut new_start = None;
+        if context.is_sampled() {
+            let start = match request.extensions().get::<RequestStart>() {
+                Some(start) => *start,
+                None => *new_start.insert(RequestStart::now()),
+            };
+            let name = match route {
+                Some(route) => Cow::Owned(format!("{method} {route}")),
+                None => Cow::Borrowed(method),
+            };
+            span = SpanRecorder::start_at(
+                context.clone(),
+                name,
+                SpanKind::Server,
+                start.time,
+                start.instant,
+            );
+            record_request(&mut span, &request, config, route, method, known_method);
+            trace_id_header = response_header(&config.trace_id_header, &context);
+        }
+        if let Some(start) = new_start {
+            request.extensions_mut().insert(start);
+        }
+        request.extensions_mut().insert(context.clone());
+        let future = self.inner.call(request);
+        ResponseFuture::server(WithContext::new(Some(context), future), span, trace_id_header)
+    }
+}
+
+/// The route template axum matched, such as `/users/{id}`: bounded cardinality, unlike the path.
+fn matched_route<B>(request: &Request<B>) -> Option<&str> {
+    #[cfg(feature = "axum")]
+    {
+        request
+            .extensions()
+            .get::<axum::extract::MatchedPath>()
+            .map(axum::extract::MatchedPath::as_str)
+    }
+    #[cfg(not(feature = "axum"))]
+    {
+        let _ = request;
+        None
+    }
+}
+
+/// A debug header's value, if it is a sane correlation id: visible ASCII, at most 256 bytes.
+fn debug_id(value: &HeaderValue) -> Option<Arc<str>> {
+    let value = value.to_str().ok()?.trim();
+    let sane = !value.is_empty()
+        && value.len() <= 256
+        && value.bytes().all(|b| b.is_ascii_graphic() || b == b' ');
+    sane.then(|| value.into())
+}
+
+fn record_request<B>(
+    span: &mut SpanRecorder,
+    request: &Request<B>,
+    config: &TraceConfig,
+    route: Option<&str>,
+    method: &'static str,
+    known_method: bool,
+) {
+    span.set_attribute(semconv::HTTP_REQUEST_METHOD, method);
+    if !known_method {
+        span.set_attribute(
+            semconv::HTTP_REQUEST_METHOD_ORIGINAL,
+            request.method().as_str().to_owned(),
+        );
+    }
+    if let Some(route) = route {
+        span.set_attribute(semconv::HTTP_ROUTE, route.to_owned());
+    }
+    let uri = request.uri();
+    span.set_attribute(semconv::URL_PATH, uri.path().to_owned());
+    let scheme: Cow<'static, str> = match uri.scheme_str() {
+        None | Some("http") => Cow::Borrowed("http"),
+        Some("https") => Cow::Borrowed("https"),
+        Some(other) => Cow::Owned(other.to_owned()),
+    };
+    span.set_attribute(semconv::URL_SCHEME, scheme);
+    let host = request
+        .headers()
+        .get(http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .or_else(|| uri.authority().map(http::uri::Authority::as_str));
+    if let Some((address, port)) = host.and_then(split_host_port) {
+        span.set_attribute(semconv::SERVER_ADDRESS, address.to_owned());
+        if let Some(port) = port {
+            span.set_attribute(semconv::SERVER_PORT, i64::from(port));
+        }
+    }
+    if let Some(version) = semconv::protocol_version(request.version()) {
+        span.set_attribute(semconv::NETWORK_PROTOCOL_VERSION, version);
+    }
+    if let Some(agent) = request
+        .headers()
+        .get(http::header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+    {
+        span.set_attribute(semconv::USER_AGENT_ORIGINAL, agent.to_owned());
+    }
+    if let Some(peer) = client_address(request) {
+        span.set_attribute(semconv::CLIENT_ADDRESS, peer.ip().to_string());
+        span.set_attribute(semconv::CLIENT_PORT, i64::from(peer.port()));
+    }
+    if let Some(size) = request
+        .headers()
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+    {
+        span.set_attribute(semconv::HTTP_REQUEST_BODY_SIZE, size);
+    }
+    for (name, key) in &config.recorded_headers {
+        let values: Vec<&str> = request
+            .headers()
+            .get_all(name)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .collect();
+        if !values.is_empty() {
+            span.set_attribute(key.clone(), values.join(","));
+        }
+    }
+    if let Some(service) = &config.service_name {
+        span.set_attribute("service.name", service.clone());
+    }
+    if let Some(debug_id) = span.context().and_then(SpanContext::debug_id) {
+        span.set_attribute(semconv::JAEGER_DEBUG_ID, debug_id.to_owned());
+    }
+}
+
+/// `host[:port]` or `[v6]:port` into host and port.
+pub(crate) fn split_host_port(host: &str) -> Option<(&str, Option<u16>)> {
+    if host.is_empty() {
+        return None;
+    }
+    if let Some(rest) = host.strip_prefix('[') {
+        let (address, after) = rest.split_once(']')?;
+        let port = after.strip_prefix(':').and_then(|p| p.parse().ok());
+        return Some((address, port));
+    }
+    match host.rsplit_once(':') {
+        Some((address, port)) => Some((address, port.parse().ok())),
+        None => Some((host, None)),
+    }
+}
+
+/// The peer's socket address, from axum's `ConnectInfo` or a `SocketAddr` the server inserted.
+fn client_address<B>(request: &Request<B>) -> Option<std::net::SocketAddr> {
+    #[cfg(feature = "axum")]
+    if let Some(info) = request
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+    {
+        return Some(info.0);
+    }
+    request
+        .extensions()
+        .get::<std::net::SocketAddr>()
+        .copied()
+}
+
+/// The header returning the trace id to the caller; debug-forced requests always get one.
+fn response_header(
+    configured: &TraceIdHeader,
+    context: &SpanContext,
+) -> Option<(HeaderName, HeaderValue)> {
+    let w3c = || {
+        let flags = if context.is_sampled() { "01" } else { "00" };
+        format!(
+            "00-{}-{}-{flags}",
+            context.trace_id().to_hex(),
+            context.span_id().to_hex()
+        )
+    };
+    let (name, value) = match configured {
+        TraceIdHeader::None if context.is_debug() => {
+            (HeaderName::from_static("traceresponse"), w3c())
+        }
+        TraceIdHeader::None => return None,
+        TraceIdHeader::TraceResponse => (HeaderName::from_static("traceresponse"), w3c()),
+        TraceIdHeader::ServerTiming => (
+            http::header::HeaderName::from_static("server-timing"),
+            format!("trace;desc={}", w3c()),
+        ),
+        TraceIdHeader::Custom(name) => (name.clone(), context.trace_id().to_hex().to_string()),
+    };
+    HeaderValue::try_from(value).ok().map(|value| (name, value))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_and_port_are_split() {
+        assert_eq!(
+            split_host_port("example.com:8080"),
+            Some(("example.com", Some(8080)))
+        );
+        assert_eq!(split_host_port("example.com"), Some(("example.com", None)));
+        assert_eq!(split_host_port("[::1]:80"), Some(("::1", Some(80))));
+        assert_eq!(split_host_port("[::1]"), Some(("::1", None)));
+        assert_eq!(split_host_port(""), None);
+    }
+
+    #[test]
+    fn debug_ids_must_be_sane() {
+        assert_eq!(
+            debug_id(&HeaderValue::from_static(" my-debug ")).as_deref(),
+            Some("my-debug")
+        );
+        assert_eq!(debug_id(&HeaderValue::from_static("")), None);
+        let long = HeaderValue::from_str(&"x".repeat(300)).expect("valid");
+        assert_eq!(debug_id(&long), None);
+        let binary = HeaderValue::from_bytes(b"caf\xc3\xa9").expect("valid");
+        assert_eq!(debug_id(&binary), None);
+    }
+}
