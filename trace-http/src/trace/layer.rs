@@ -118,10 +118,12 @@ impl TraceLayer {
         self.with(|c| c.propagation = propagation)
     }
 
-    /// Decides which requests are traced. A debug header still forces a trace (within the debug
-    /// cap) whatever this sampler says.
+    /// Decides which new traces are recorded: requests that arrive without a caller's sampling
+    /// decision. A caller's decision (a sampled or unsampled parent) is followed, so a chain of
+    /// services records whole traces; and a debug header forces a trace (within the debug cap)
+    /// whatever this sampler says.
     pub fn sampler(self, sampler: impl Sampler) -> Self {
-        let sampler: Arc<dyn Sampler> = Arc::new(sampler);
+        let sampler: Arc<dyn Sampler> = Arc::new(ParentBased::new(sampler));
         self.with(|c| {
             c.sampler = Arc::new(DebugForced::new(sampler.clone(), c.debug_cap));
             c.root_sampler = sampler;
@@ -139,7 +141,8 @@ impl TraceLayer {
 
     /// Headers whose presence asks for a debug trace, their value recorded as the
     /// `jaeger-debug-id` attribute. Default: `jaeger-debug-id`. Names that are not valid header
-    /// names are ignored.
+    /// names are ignored. (When the Jaeger format is among the propagators, it reads
+    /// `jaeger-debug-id` too.)
     pub fn debug_headers<I>(self, names: I) -> Self
     where
         I: IntoIterator,
