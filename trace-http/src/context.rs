@@ -146,7 +146,10 @@ mod extractor {
     impl<S: Send + Sync> FromRequestParts<S> for RequestContext {
         type Rejection = MissingRequestContext;
 
-        async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        async fn from_request_parts(
+            parts: &mut Parts,
+            _state: &S,
+        ) -> Result<Self, Self::Rejection> {
             parts
                 .extensions
                 .get::<SpanContext>()
@@ -181,7 +184,9 @@ mod tests {
 
     fn poll_once<F: Future>(future: F) -> Poll<F::Output> {
         let mut future = std::pin::pin!(future);
-        future.as_mut().poll(&mut Context::from_waker(Waker::noop()))
+        future
+            .as_mut()
+            .poll(&mut Context::from_waker(Waker::noop()))
     }
 
     #[test]

@@ -59,6 +59,15 @@ pub(crate) fn method_name(method: &Method) -> (&'static str, bool) {
     (name, true)
 }
 
+/// Records `http.request.method`, and `http.request.method_original` for an unknown method.
+pub(crate) fn record_method(span: &mut trace_core::SpanRecorder, method: &Method) {
+    let (name, known) = method_name(method);
+    span.set_attribute(HTTP_REQUEST_METHOD, name);
+    if !known {
+        span.set_attribute(HTTP_REQUEST_METHOD_ORIGINAL, method.as_str().to_owned());
+    }
+}
+
 /// The `network.protocol.version` value of an HTTP version.
 pub(crate) fn protocol_version(version: http::Version) -> Option<&'static str> {
     Some(match version {

@@ -76,8 +76,7 @@ fn header_value() -> impl Strategy<Value = HeaderValue> {
 fn headers() -> impl Strategy<Value = Vec<(HeaderName, HeaderValue)>> {
     proptest::collection::vec(
         (
-            proptest::sample::select(&TRACE_HEADERS[..])
-                .prop_map(|name| HeaderName::from_static(name)),
+            proptest::sample::select(&TRACE_HEADERS[..]).prop_map(HeaderName::from_static),
             header_value(),
         ),
         0..8,

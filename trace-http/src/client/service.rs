@@ -54,7 +54,7 @@ where
     }
 
     fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
-        let (method, known_method) = semconv::method_name(request.method());
+        let (method, _) = semconv::method_name(request.method());
         let parent = request
             .extensions()
             .get::<SpanContext>()
@@ -81,27 +81,15 @@ where
                 .inject(&context, request.headers_mut());
             span = SpanRecorder::start(context, method, SpanKind::Client);
             if span.is_recording() {
-                record_request(&mut span, &request, &self.config, method, known_method);
+                record_request(&mut span, &request, &self.config);
             }
         }
         ResponseFuture::client(self.inner.call(request), span)
     }
 }
 
-fn record_request<B>(
-    span: &mut SpanRecorder,
-    request: &Request<B>,
-    config: &ClientConfig,
-    method: &'static str,
-    known_method: bool,
-) {
-    span.set_attribute(semconv::HTTP_REQUEST_METHOD, method);
-    if !known_method {
-        span.set_attribute(
-            semconv::HTTP_REQUEST_METHOD_ORIGINAL,
-            request.method().as_str().to_owned(),
-        );
-    }
+fn record_request<B>(span: &mut SpanRecorder, request: &Request<B>, config: &ClientConfig) {
+    semconv::record_method(span, request.method());
     let uri = request.uri();
     let scheme = uri.scheme_str().unwrap_or("http");
     let host = uri.host().or_else(|| {

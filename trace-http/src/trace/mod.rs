@@ -35,7 +35,8 @@ impl Observe for SpanObserver {
         match end {
             BodyEnd::Complete => {}
             BodyEnd::Error(error) => {
-                self.span.set_attribute(semconv::ERROR_TYPE, "response_body");
+                self.span
+                    .set_attribute(semconv::ERROR_TYPE, "response_body");
                 self.span
                     .set_status(Status::error(format!("response body failed: {error}")));
             }

@@ -62,7 +62,7 @@ where
                 .find_map(|name| request.headers().get(name).and_then(debug_id));
         }
         let route = matched_route(&request);
-        let (method, known_method) = semconv::method_name(request.method());
+        let (method, _) = semconv::method_name(request.method());
         let context = extracted
             .into_span_context(&*config.sampler, route.unwrap_or(method))
             .with_collector(config.collector.clone());
@@ -86,7 +86,7 @@ where
                 start.time,
                 start.instant,
             );
-            record_request(&mut span, &request, config, route, method, known_method);
+            record_request(&mut span, &request, config, route);
             trace_id_header = response_header(&config.trace_id_header, &context);
         }
         if let Some(start) = new_start {
@@ -94,7 +94,11 @@ where
         }
         request.extensions_mut().insert(context.clone());
         let future = self.inner.call(request);
-        ResponseFuture::server(WithContext::new(Some(context), future), span, trace_id_header)
+        ResponseFuture::server(
+            WithContext::new(Some(context), future),
+            span,
+            trace_id_header,
+        )
     }
 }
 
@@ -128,16 +132,8 @@ fn record_request<B>(
     request: &Request<B>,
     config: &TraceConfig,
     route: Option<&str>,
-    method: &'static str,
-    known_method: bool,
 ) {
-    span.set_attribute(semconv::HTTP_REQUEST_METHOD, method);
-    if !known_method {
-        span.set_attribute(
-            semconv::HTTP_REQUEST_METHOD_ORIGINAL,
-            request.method().as_str().to_owned(),
-        );
-    }
+    semconv::record_method(span, request.method());
     if let Some(route) = route {
         span.set_attribute(semconv::HTTP_ROUTE, route.to_owned());
     }
@@ -226,10 +222,7 @@ fn client_address<B>(request: &Request<B>) -> Option<std::net::SocketAddr> {
     {
         return Some(info.0);
     }
-    request
-        .extensions()
-        .get::<std::net::SocketAddr>()
-        .copied()
+    request.extensions().get::<std::net::SocketAddr>().copied()
 }
 
 /// The header returning the trace id to the caller; debug-forced requests always get one.
