@@ -11,7 +11,7 @@ use super::layer::ClientConfig;
 use crate::body::ResponseBody;
 use crate::context::current_context;
 use crate::semconv;
-use crate::trace::{ResponseFuture, SpanObserver, split_host_port};
+use crate::trace::{ResponseFuture, SpanObserver, span_name, split_host_port};
 
 /// The service [`ClientTraceLayer`](super::ClientTraceLayer) wraps around a client.
 #[derive(Clone)]
@@ -79,12 +79,13 @@ where
             self.config
                 .propagation
                 .inject(&context, request.headers_mut());
-            span = SpanRecorder::start(context, method, SpanKind::Client);
+            span = SpanRecorder::start(context, span_name(method, None), SpanKind::Client);
             if span.is_recording() {
                 record_request(&mut span, &request, &self.config);
             }
         }
-        ResponseFuture::client(self.inner.call(request), span)
+        let head_request = request.method() == http::Method::HEAD;
+        ResponseFuture::client(self.inner.call(request), span, head_request)
     }
 }
 

@@ -2,7 +2,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
-use http::{HeaderName, HeaderValue, Response};
+use http::{HeaderName, HeaderValue, Response, StatusCode};
 use pin_project_lite::pin_project;
 use trace_core::{SpanRecorder, Status};
 
@@ -20,6 +20,7 @@ pin_project! {
         span: Option<SpanRecorder>,
         trace_id_header: Option<(HeaderName, HeaderValue)>,
         failures_from: u16,
+        head_request: bool,
     }
 
     impl<F> PinnedDrop for ResponseFuture<F> {
@@ -39,22 +40,25 @@ impl<F> ResponseFuture<F> {
         inner: WithContext<F>,
         span: SpanRecorder,
         trace_id_header: Option<(HeaderName, HeaderValue)>,
+        head_request: bool,
     ) -> Self {
         Self {
             inner,
             span: Some(span),
             trace_id_header,
             failures_from: 500,
+            head_request,
         }
     }
 
     /// A client's future: 4xx and 5xx responses are failures.
-    pub(crate) fn client(inner: F, span: SpanRecorder) -> Self {
+    pub(crate) fn client(inner: F, span: SpanRecorder, head_request: bool) -> Self {
         Self {
             inner: WithContext::new(None, inner),
             span: Some(span),
             trace_id_header: None,
             failures_from: 400,
+            head_request,
         }
     }
 }
@@ -70,7 +74,7 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
         let result = {
-            let mut panic_guard = PanicGuard(this.span.as_mut());
+            let mut panic_guard = PanicGuard(Some(this.span));
             let result = ready!(this.inner.poll(cx));
             panic_guard.0 = None;
             result
@@ -89,7 +93,16 @@ where
                 if let Some((name, value)) = this.trace_id_header.take() {
                     response.headers_mut().append(name, value);
                 }
-                let observer = span.is_recording().then_some(SpanObserver { span });
+                // hyper discards, unread, the body of a response that cannot have one (to HEAD,
+                // 1xx, 204, 304): such a response is complete with its head.
+                let bodyless = *this.head_request
+                    || status.is_informational()
+                    || status == StatusCode::NO_CONTENT
+                    || status == StatusCode::NOT_MODIFIED;
+                if bodyless && span.is_recording() {
+                    span.set_attribute(semconv::HTTP_RESPONSE_BODY_SIZE, 0_i64);
+                }
+                let observer = (span.is_recording() && !bodyless).then_some(SpanObserver { span });
                 Poll::Ready(Ok(response.map(|body| ResponseBody::new(body, observer))))
             }
             Err(error) => {
@@ -101,14 +114,15 @@ where
     }
 }
 
-/// Marks the span if the inner future panics while being polled; the span then ends when the
-/// unwinding drops this future.
-struct PanicGuard<'a>(Option<&'a mut SpanRecorder>);
+/// Ends the span as failed if the inner future panics while being polled (whoever catches the
+/// panic then drops a future that no longer holds a span, so it is not also marked aborted).
+struct PanicGuard<'a>(Option<&'a mut Option<SpanRecorder>>);
 
 impl Drop for PanicGuard<'_> {
     fn drop(&mut self) {
-        if let Some(span) = self.0.take()
+        if let Some(slot) = self.0.take()
             && std::thread::panicking()
+            && let Some(mut span) = slot.take()
         {
             span.set_attribute(semconv::ERROR_TYPE, "panic");
             span.set_status(Status::error("the handler panicked"));

@@ -75,10 +75,7 @@ where
                 Some(start) => *start,
                 None => *new_start.insert(RequestStart::now()),
             };
-            let name = match route {
-                Some(route) => Cow::Owned(format!("{method} {route}")),
-                None => Cow::Borrowed(method),
-            };
+            let name = span_name(method, route);
             span = SpanRecorder::start_at(
                 context.clone(),
                 name,
@@ -93,12 +90,24 @@ where
             request.extensions_mut().insert(start);
         }
         request.extensions_mut().insert(context.clone());
+        let head_request = request.method() == http::Method::HEAD;
         let future = self.inner.call(request);
         ResponseFuture::server(
             WithContext::new(Some(context), future),
             span,
             trace_id_header,
+            head_request,
         )
+    }
+}
+
+/// `{METHOD} {route}`, or the method alone; `HTTP` stands for a method the conventions do not
+/// know, as they ask (`_OTHER` is for the attribute only).
+pub(crate) fn span_name(method: &'static str, route: Option<&str>) -> Cow<'static, str> {
+    let method = if method == "_OTHER" { "HTTP" } else { method };
+    match route {
+        Some(route) => Cow::Owned(format!("{method} {route}")),
+        None => Cow::Borrowed(method),
     }
 }
 
