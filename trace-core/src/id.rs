@@ -151,11 +151,17 @@ fn write_hex<const N: usize>(mut value: u128) -> [u8; N] {
     out
 }
 
-/// A lower-case hex rendering held on the stack; derefs to `str`.
+/// Short ASCII text rendered on the stack (an id in lower-case hex, a `traceparent`); derefs to
+/// `str`.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct HexId<const N: usize>([u8; N]);
 
 impl<const N: usize> HexId<N> {
+    /// Wraps bytes the caller rendered; they must be ASCII for `as_str` to show them.
+    pub(crate) const fn from_ascii(bytes: [u8; N]) -> Self {
+        Self(bytes)
+    }
+
     /// The digits as a string slice.
     pub fn as_str(&self) -> &str {
         // Only ASCII hex digits are ever written into the buffer.

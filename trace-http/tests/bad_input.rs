@@ -79,7 +79,7 @@ async fn assert_ignored_like_no_header(bad: Vec<(HeaderName, HeaderValue)>, form
     assert!(span.trace_state.is_empty());
     assert_eq!(
         reply.header("traceresponse"),
-        Some(format!("00-{}-{}-01", span.trace_id, span.span_id).as_str())
+        Some(support::w3c_value(&span).as_str())
     );
     let counted = stats(&layer, format);
     assert_eq!(

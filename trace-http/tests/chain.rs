@@ -103,7 +103,7 @@ async fn three_hops_are_one_trace() {
     assert_eq!(echo.parent_span_id, a_client.span_id.to_string());
     assert_eq!(
         reply.header("traceresponse"),
-        Some(format!("00-{}-{}-01", a_server.trace_id, a_server.span_id).as_str())
+        Some(support::w3c_value(&a_server).as_str())
     );
 }
 
@@ -155,7 +155,7 @@ async fn debug_request_is_recorded_across_the_chain_under_always_off() {
     );
     assert_eq!(
         reply.header("traceresponse"),
-        Some(format!("00-{}-{}-01", a_server.trace_id, a_server.span_id).as_str())
+        Some(support::w3c_value(&a_server).as_str())
     );
     assert_eq!(chain.a_layer.debug_sampler().forced(), 1);
 }

@@ -47,7 +47,7 @@ async fn debug_header_forces_a_trace_under_always_off() {
     assert_eq!(span.parent_span_id, None);
     assert_eq!(
         reply.header("traceresponse"),
-        Some(format!("00-{}-{}-01", span.trace_id, span.span_id).as_str()),
+        Some(support::w3c_value(&span).as_str()),
         "the caller learns which trace its debug request made"
     );
     let echo = Echo::parse(&reply.body);
@@ -79,7 +79,7 @@ async fn debug_requests_get_traceresponse_even_when_the_header_is_off() {
     let span = support::wait_for_one_span(&collector).await;
     assert_eq!(
         reply.header("traceresponse"),
-        Some(format!("00-{}-{}-01", span.trace_id, span.span_id).as_str())
+        Some(support::w3c_value(&span).as_str())
     );
 }
 

@@ -180,7 +180,7 @@ async fn a_request_without_trace_headers_starts_a_sampled_root() {
     assert_eq!(echo.parent_span_id, "-");
     assert_eq!(
         reply.header("traceresponse"),
-        Some(format!("00-{}-{}-01", span.trace_id, span.span_id).as_str())
+        Some(support::w3c_value(&span).as_str())
     );
 }
 

@@ -490,7 +490,7 @@ async fn traceresponse_header_returns_the_span_context() {
     let (reply, span) = trace_id_header_reply(TraceIdHeader::TraceResponse).await;
     assert_eq!(
         reply.header("traceresponse"),
-        Some(format!("00-{}-{}-01", span.trace_id, span.span_id).as_str())
+        Some(support::w3c_value(&span).as_str())
     );
 }
 
@@ -503,7 +503,7 @@ async fn server_timing_header_returns_the_span_context_beside_the_handlers_entry
         .iter()
         .map(|v| v.to_str().unwrap())
         .collect();
-    let expected = format!("trace;desc=00-{}-{}-01", span.trace_id, span.span_id);
+    let expected = format!("trace;desc={}", support::w3c_value(&span));
     assert!(
         values.contains(&"db;dur=53"),
         "handler's entry kept: {values:?}"

@@ -227,7 +227,7 @@ impl<const N: usize> StackValue<N> {
 
     /// Writes `byte` as two lower-case hex digits.
     pub(super) fn push_hex_byte(&mut self, byte: u8) {
-        self.push(&[hex_digit(byte >> 4), hex_digit(byte)]);
+        self.push(&hex_byte(byte));
     }
 
     /// Whether everything pushed so far fit.
@@ -266,6 +266,11 @@ pub(super) fn replace(
 }
 
 /// The lower-case hex digit for the low four bits of `nibble`.
+/// A byte as two lower-case hex digits.
+pub(super) const fn hex_byte(byte: u8) -> [u8; 2] {
+    [hex_digit(byte >> 4), hex_digit(byte)]
+}
+
 const fn hex_digit(nibble: u8) -> u8 {
     match nibble & 0xf {
         digit @ 0..=9 => b'0' + digit,

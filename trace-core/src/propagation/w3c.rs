@@ -2,10 +2,10 @@
 
 use http::{HeaderMap, HeaderValue};
 
-use super::header::{HeaderScan, Known, MAX_ID_HEADER_LEN, StackValue, replace};
+use super::header::{HeaderScan, Known, MAX_ID_HEADER_LEN, hex_byte, replace};
 use super::{ExtractError, Extracted, Presence, Propagator, RemoteContext};
 use crate::id::parse_hex_u64;
-use crate::{SpanContext, SpanId, TraceFlags, TraceId, TraceState};
+use crate::{HexId, SpanContext, SpanId, TraceFlags, TraceId, TraceState};
 
 /// Length of a version `00` `traceparent`: `vv-` + 32 + `-` + 16 + `-ff`.
 const TRACEPARENT_LEN: usize = 55;
@@ -43,6 +43,25 @@ impl TraceContextPropagator {
     /// The W3C Trace Context format.
     pub fn new() -> Self {
         Self
+    }
+
+    /// The `traceparent` value for `context`, version `00` with only the sampled and random
+    /// flags, rendered on the stack. W3C's `traceresponse` header has the same form.
+    pub fn traceparent(context: &SpanContext) -> HexId<TRACEPARENT_LEN> {
+        let flags = context.flags();
+        let mut wire_flags = 0;
+        if flags.is_sampled() {
+            wire_flags |= WIRE_SAMPLED;
+        }
+        if flags.is_random() {
+            wire_flags |= WIRE_RANDOM;
+        }
+        let mut value = [b'-'; TRACEPARENT_LEN];
+        value[..2].copy_from_slice(b"00");
+        value[3..35].copy_from_slice(context.trace_id().to_hex().as_bytes());
+        value[36..52].copy_from_slice(context.span_id().to_hex().as_bytes());
+        value[53..].copy_from_slice(&hex_byte(wire_flags));
+        HexId::from_ascii(value)
     }
 }
 
@@ -96,26 +115,8 @@ impl Propagator for TraceContextPropagator {
     }
 
     fn inject(&self, context: &SpanContext, headers: &mut HeaderMap) {
-        let flags = context.flags();
-        let mut wire_flags = 0;
-        if flags.is_sampled() {
-            wire_flags |= WIRE_SAMPLED;
-        }
-        if flags.is_random() {
-            wire_flags |= WIRE_RANDOM;
-        }
-        let mut value = StackValue::<TRACEPARENT_LEN>::new();
-        value.push(b"00-");
-        value.push(context.trace_id().to_hex().as_bytes());
-        value.push_byte(b'-');
-        value.push(context.span_id().to_hex().as_bytes());
-        value.push_byte(b'-');
-        value.push_hex_byte(wire_flags);
-        replace(
-            headers,
-            Known::Traceparent.header_name(),
-            value.to_header_value(),
-        );
+        let traceparent = HeaderValue::from_bytes(Self::traceparent(context).as_bytes()).ok();
+        replace(headers, Known::Traceparent.header_name(), traceparent);
         // A trace state left over from another hop must not travel with our traceparent.
         let trace_state = context
             .trace_state()

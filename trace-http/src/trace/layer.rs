@@ -16,6 +16,9 @@ const NEVER_RECORDED: [HeaderName; 4] = [
     http::header::PROXY_AUTHORIZATION,
 ];
 
+/// The debug header Jaeger clients send.
+const JAEGER_DEBUG_ID: &str = "jaeger-debug-id";
+
 /// Debug forcing allowed per second unless configured otherwise.
 const DEFAULT_DEBUG_CAP: f64 = 10.0;
 
@@ -44,6 +47,9 @@ pub(crate) struct TraceConfig {
     pub(crate) sampler: Arc<DebugForced>,
     pub(crate) collector: Arc<dyn Collector>,
     pub(crate) debug_headers: Vec<HeaderName>,
+    /// The debug headers the propagation does not already read (the Jaeger format reads
+    /// `jaeger-debug-id`): looking them up again would cost every request a hash lookup.
+    pub(crate) unread_debug_headers: Vec<HeaderName>,
     pub(crate) recorded_headers: Vec<(HeaderName, Key)>,
     pub(crate) trace_id_header: TraceIdHeader,
 }
@@ -87,7 +93,7 @@ impl TraceLayer {
         // service: fall back to reading every supported format.
         let propagation = CompositePropagator::from_env().unwrap_or_default();
         let root_sampler: Arc<dyn Sampler> = Arc::new(ParentBased::new(AlwaysOn));
-        Self {
+        let layer = Self {
             config: Arc::new(TraceConfig {
                 service_name: None,
                 propagation,
@@ -95,15 +101,25 @@ impl TraceLayer {
                 root_sampler,
                 debug_cap: DEFAULT_DEBUG_CAP,
                 collector,
-                debug_headers: vec![HeaderName::from_static("jaeger-debug-id")],
+                debug_headers: vec![HeaderName::from_static(JAEGER_DEBUG_ID)],
+                unread_debug_headers: Vec::new(),
                 recorded_headers: Vec::new(),
                 trace_id_header: TraceIdHeader::default(),
             }),
-        }
+        };
+        layer.with(|_| {})
     }
 
     fn with(mut self, change: impl FnOnce(&mut TraceConfig)) -> Self {
-        change(Arc::make_mut(&mut self.config));
+        let config = Arc::make_mut(&mut self.config);
+        change(config);
+        let jaeger_reads_debug_id = config.propagation.formats().any(|f| f.name() == "jaeger");
+        config.unread_debug_headers = config
+            .debug_headers
+            .iter()
+            .filter(|name| !(jaeger_reads_debug_id && name.as_str() == JAEGER_DEBUG_ID))
+            .cloned()
+            .collect();
         self
     }
 

@@ -4,6 +4,7 @@ use std::task::{Context, Poll};
 
 use http::{HeaderName, HeaderValue, Request, Response};
 use tower_service::Service;
+use trace_core::propagation::TraceContextPropagator;
 use trace_core::{SpanContext, SpanKind, SpanRecorder};
 
 use super::future::ResponseFuture;
@@ -57,7 +58,7 @@ where
         let mut extracted = config.propagation.extract(request.headers());
         if extracted.debug_id.is_none() {
             extracted.debug_id = config
-                .debug_headers
+                .unread_debug_headers
                 .iter()
                 .find_map(|name| request.headers().get(name).and_then(debug_id));
         }
@@ -239,28 +240,33 @@ fn response_header(
     configured: &TraceIdHeader,
     context: &SpanContext,
 ) -> Option<(HeaderName, HeaderValue)> {
-    let w3c = || {
-        let flags = if context.is_sampled() { "01" } else { "00" };
-        format!(
-            "00-{}-{}-{flags}",
-            context.trace_id().to_hex(),
-            context.span_id().to_hex()
-        )
-    };
+    let traceparent = || TraceContextPropagator::traceparent(context);
     let (name, value) = match configured {
-        TraceIdHeader::None if context.is_debug() => {
-            (HeaderName::from_static("traceresponse"), w3c())
-        }
-        TraceIdHeader::None => return None,
-        TraceIdHeader::TraceResponse => (HeaderName::from_static("traceresponse"), w3c()),
-        TraceIdHeader::ServerTiming => (
-            http::header::HeaderName::from_static("server-timing"),
-            format!("trace;desc={}", w3c()),
+        TraceIdHeader::None if !context.is_debug() => return None,
+        TraceIdHeader::None | TraceIdHeader::TraceResponse => (
+            HeaderName::from_static("traceresponse"),
+            HeaderValue::from_bytes(traceparent().as_bytes()),
         ),
-        TraceIdHeader::Custom(name) => (name.clone(), context.trace_id().to_hex().to_string()),
+        TraceIdHeader::ServerTiming => {
+            let mut value = [0u8; SERVER_TIMING_PREFIX.len() + 55];
+            let (prefix, rest) = value.split_at_mut(SERVER_TIMING_PREFIX.len());
+            prefix.copy_from_slice(SERVER_TIMING_PREFIX);
+            rest.copy_from_slice(traceparent().as_bytes());
+            (
+                http::header::HeaderName::from_static("server-timing"),
+                HeaderValue::from_bytes(&value),
+            )
+        }
+        TraceIdHeader::Custom(name) => (
+            name.clone(),
+            HeaderValue::from_bytes(context.trace_id().to_hex().as_bytes()),
+        ),
     };
-    HeaderValue::try_from(value).ok().map(|value| (name, value))
+    value.ok().map(|value| (name, value))
 }
+
+/// `Server-Timing: trace;desc=00-…`, as the Trace Context Level 3 draft names the metric.
+const SERVER_TIMING_PREFIX: &[u8] = b"trace;desc=";
 
 #[cfg(test)]
 mod tests {
