@@ -477,7 +477,7 @@ pub(crate) fn calling_app(downstream: SocketAddr, layer: ClientTraceLayer) -> Ro
 /// The W3C form (`traceresponse`, `traceparent`) of a recorded span's context: version 00 with
 /// the sampled and random flags it carries.
 #[allow(dead_code)]
-pub fn w3c_value(span: &trace_core::Span) -> String {
+pub(crate) fn w3c_value(span: &trace_core::Span) -> String {
     let flags = u8::from(span.flags.is_sampled()) | (u8::from(span.flags.is_random()) << 1);
     format!("00-{}-{}-{flags:02x}", span.trace_id, span.span_id)
 }
