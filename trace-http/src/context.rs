@@ -23,7 +23,7 @@
 //! }
 //! ```
 
-use std::cell::RefCell;
+use std::cell::Cell;
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -32,13 +32,18 @@ use pin_project_lite::pin_project;
 use trace_core::SpanContext;
 
 thread_local! {
-    static CURRENT: RefCell<Option<SpanContext>> = const { RefCell::new(None) };
+    static CURRENT: Cell<Option<SpanContext>> = const { Cell::new(None) };
 }
 
 /// The context of the request whose handler is running on this thread, if any.
 pub fn current_context() -> Option<SpanContext> {
     CURRENT
-        .try_with(|current| current.try_borrow().ok().and_then(|c| c.clone()))
+        .try_with(|current| {
+            let context = current.take();
+            let copy = context.clone();
+            current.set(context);
+            copy
+        })
         .ok()
         .flatten()
 }
@@ -100,11 +105,7 @@ impl Drop for Entered<'_> {
 
 fn swap_current(slot: &mut Option<SpanContext>) {
     // Fails only while the thread is being torn down, when there is nothing left to trace.
-    let _ = CURRENT.try_with(|current| {
-        if let Ok(mut current) = current.try_borrow_mut() {
-            std::mem::swap(&mut *current, slot);
-        }
-    });
+    let _ = CURRENT.try_with(|current| *slot = current.replace(slot.take()));
 }
 
 #[cfg(feature = "axum")]
