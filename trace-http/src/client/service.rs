@@ -101,7 +101,8 @@ fn record_request<B>(span: &mut SpanRecorder, request: &Request<B>, config: &Cli
             .and_then(split_host_port)
             .map(|(host, _)| host)
     });
-    let port = uri.port_u16().or(match scheme {
+    let explicit_port = uri.port_u16();
+    let port = explicit_port.or(match scheme {
         "https" => Some(443),
         "http" => Some(80),
         _ => None,
@@ -116,13 +117,16 @@ fn record_request<B>(span: &mut SpanRecorder, request: &Request<B>, config: &Cli
         span.set_attribute(semconv::NETWORK_PROTOCOL_VERSION, version);
     }
     // Built from parts, so credentials in the authority (`user:pass@`) never reach the span.
-    let mut full = String::new();
+    let host = host.unwrap_or_default();
+    let mut full = String::with_capacity(
+        scheme.len() + 3 + host.len() + 6 + uri.path().len() + uri.query().map_or(0, str::len) + 1,
+    );
     full.push_str(scheme);
     full.push_str("://");
-    full.push_str(host.unwrap_or_default());
-    if let Some(port) = uri.port_u16() {
-        full.push(':');
-        full.push_str(&port.to_string());
+    full.push_str(host);
+    if let Some(port) = explicit_port {
+        use std::fmt::Write as _;
+        let _ = write!(full, ":{port}");
     }
     full.push_str(uri.path());
     if config.record_query
