@@ -7,6 +7,8 @@
 //!   it to the collector when dropped. A recorder for an unsampled context does nothing.
 //! - [`sampler`]: always, never, trace-id ratio, parent-based, rate-limited and debug-forced
 //!   sampling.
+//! - [`current`]: the context current on this thread (around a request's handler), for code
+//!   that has no context passed to it.
 //! - [`propagation`]: W3C Trace Context and baggage, Jaeger and B3 headers, composed in an order
 //!   of preference or from `OTEL_PROPAGATORS`.
 //!
@@ -62,6 +64,7 @@
 mod baggage;
 mod collector;
 mod context;
+pub mod current;
 mod id;
 pub mod propagation;
 mod recorder;

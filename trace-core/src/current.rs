@@ -1,0 +1,198 @@
+//! The current context: the [`SpanContext`] of the request (or span) being worked on by this
+//! thread right now, reachable without passing it through every function.
+//!
+//! A context is made current while a future is polled ([`in_context`]) or for the length of a
+//! guard ([`enter`]); [`current_context`] reads it. The server layers make each request's
+//! context current around its handler, the client layers and the `tracing` bridge read it.
+//!
+//! # Spawned tasks
+//!
+//! The current context belongs to the future it was attached to. A task started with
+//! `tokio::spawn` is polled on its own, outside that future, so it does not see it. Carry it
+//! over explicitly:
+//!
+//! ```
+//! use trace_core::current::{current_context, in_context};
+//!
+//! async fn handler() {
+//!     if let Some(context) = current_context() {
+//!         let work = async { /* current_context() is Some(..) in here too */ };
+//!         // tokio::spawn(in_context(context, work));
+//!         # drop(in_context(context, work));
+//!     }
+//! }
+//! ```
+
+use std::cell::Cell;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use pin_project_lite::pin_project;
+
+use crate::SpanContext;
+
+thread_local! {
+    static CURRENT: Cell<Option<SpanContext>> = const { Cell::new(None) };
+}
+
+/// The context current on this thread, if any.
+pub fn current_context() -> Option<SpanContext> {
+    with_current(|context| context.cloned())
+}
+
+/// Runs `f` with the context current on this thread, without cloning it (for checks on hot
+/// paths, such as "is the current trace sampled?"). While `f` runs the context is lent to it:
+/// `f` itself must not look for the current context.
+pub fn with_current<R>(f: impl FnOnce(Option<&SpanContext>) -> R) -> R {
+    let current = CURRENT.try_with(Cell::take).ok().flatten();
+    let result = f(current.as_ref());
+    let _ = CURRENT.try_with(|slot| slot.set(current));
+    result
+}
+
+/// Makes `context` current until the returned guard is dropped; then the previous one is
+/// current again.
+pub fn enter(context: SpanContext) -> CurrentGuard {
+    let mut slot = Some(context);
+    swap_current(&mut slot);
+    CurrentGuard { previous: slot }
+}
+
+/// Restores the previously current context when dropped. Returned by [`enter`].
+#[derive(Debug)]
+#[must_use = "the context is current only while the guard lives"]
+pub struct CurrentGuard {
+    previous: Option<SpanContext>,
+}
+
+impl Drop for CurrentGuard {
+    fn drop(&mut self) {
+        swap_current(&mut self.previous);
+    }
+}
+
+/// Makes `context` current while `future` is polled.
+pub fn in_context<F: Future>(context: SpanContext, future: F) -> WithContext<F> {
+    WithContext::new(Some(context), future)
+}
+
+pin_project! {
+    /// A future that makes a [`SpanContext`] current while it is polled.
+    #[derive(Debug)]
+    #[must_use = "futures do nothing unless polled"]
+    pub struct WithContext<F> {
+        #[pin]
+        inner: F,
+        context: Option<SpanContext>,
+    }
+}
+
+impl<F> WithContext<F> {
+    /// Makes `context` current while `inner` is polled; with `None`, `inner` is polled as it is
+    /// (whatever is current stays current).
+    pub fn new(context: Option<SpanContext>, inner: F) -> Self {
+        Self { inner, context }
+    }
+}
+
+impl<F: Future> Future for WithContext<F> {
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        if this.context.is_none() {
+            return this.inner.poll(cx);
+        }
+        let _current = Entered::enter(this.context);
+        this.inner.poll(cx)
+    }
+}
+
+/// Swaps a context into the thread's slot, and back out when dropped (also on panic), so that
+/// nested contexts unwind in order and nothing leaks to the next task on the thread.
+struct Entered<'a> {
+    slot: &'a mut Option<SpanContext>,
+}
+
+impl<'a> Entered<'a> {
+    fn enter(slot: &'a mut Option<SpanContext>) -> Self {
+        swap_current(slot);
+        Self { slot }
+    }
+}
+
+impl Drop for Entered<'_> {
+    fn drop(&mut self) {
+        swap_current(self.slot);
+    }
+}
+
+fn swap_current(slot: &mut Option<SpanContext>) {
+    // Fails only while the thread is being torn down, when there is nothing left to trace.
+    let _ = CURRENT.try_with(|current| *slot = current.replace(slot.take()));
+}
+
+#[cfg(test)]
+mod tests {
+    use std::task::Waker;
+
+    use super::*;
+    use crate::TraceFlags;
+
+    fn poll_once<F: Future>(future: F) -> Poll<F::Output> {
+        let mut future = std::pin::pin!(future);
+        future
+            .as_mut()
+            .poll(&mut Context::from_waker(Waker::noop()))
+    }
+
+    #[test]
+    fn the_context_is_current_only_while_polled_and_nests() {
+        let outer = SpanContext::new_root(TraceFlags::SAMPLED);
+        let inner = SpanContext::new_root(TraceFlags::SAMPLED);
+        let (outer_id, inner_id) = (outer.span_id(), inner.span_id());
+        let seen = poll_once(in_context(outer, async move {
+            let before = current_context().map(|c| c.span_id());
+            let nested = in_context(inner, async { current_context().map(|c| c.span_id()) }).await;
+            let after = current_context().map(|c| c.span_id());
+            (before, nested, after)
+        }));
+        assert_eq!(
+            seen,
+            Poll::Ready((Some(outer_id), Some(inner_id), Some(outer_id)))
+        );
+        assert!(current_context().is_none());
+    }
+
+    #[test]
+    fn guards_restore_the_previous_context() {
+        let outer = SpanContext::new_root(TraceFlags::SAMPLED);
+        let inner = SpanContext::new_root(TraceFlags::EMPTY);
+        let outer_guard = enter(outer.clone());
+        {
+            let _inner_guard = enter(inner.clone());
+            assert_eq!(
+                with_current(|c| c.map(SpanContext::span_id)),
+                Some(inner.span_id())
+            );
+            assert!(!with_current(|c| c.is_some_and(SpanContext::is_sampled)));
+        }
+        assert_eq!(
+            current_context().map(|c| c.span_id()),
+            Some(outer.span_id())
+        );
+        drop(outer_guard);
+        assert!(current_context().is_none());
+    }
+
+    #[test]
+    fn a_panicking_future_leaves_no_context_behind() {
+        let context = SpanContext::new_root(TraceFlags::SAMPLED);
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            poll_once(in_context(context, async { panic!("handler bug") }))
+        }));
+        assert!(result.is_err());
+        assert!(current_context().is_none());
+    }
+}
