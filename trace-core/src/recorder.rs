@@ -186,6 +186,19 @@ impl SpanRecorder {
         }
     }
 
+    /// Changes the span's kind (for bridges that learn it from a field after the span started).
+    pub fn set_kind(&mut self, kind: SpanKind) {
+        if let Some(recording) = &mut self.0 {
+            recording.span.kind = kind;
+        }
+    }
+
+    /// Drops the span without handing it to the collector (for a span that is replaced, such
+    /// as one given a different parent after it started).
+    pub fn discard(mut self) {
+        self.0 = None;
+    }
+
     /// Renames the span (a route known only after routing, say).
     pub fn update_name(&mut self, name: impl Into<Cow<'static, str>>) {
         if let Some(recording) = &mut self.0 {
