@@ -34,6 +34,15 @@ use crate::SpanContext;
 
 thread_local! {
     static CURRENT: Cell<Option<SpanContext>> = const { Cell::new(None) };
+    /// Whether the current context is sampled and has a collector, kept beside it so that the
+    /// hot "is anything being recorded?" check reads one flag instead of moving the context.
+    static CURRENT_IS_RECORDED: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Whether the context current on this thread is recorded (sampled, with a collector). Costs a
+/// thread-local read; code that only records when sampled can return early on `false`.
+pub fn current_is_recorded() -> bool {
+    CURRENT_IS_RECORDED.try_with(Cell::get).unwrap_or(false)
 }
 
 /// The context current on this thread, if any.
@@ -129,8 +138,10 @@ impl Drop for Entered<'_> {
 }
 
 fn swap_current(slot: &mut Option<SpanContext>) {
+    let recorded = slot.as_ref().is_some_and(SpanContext::is_recorded);
     // Fails only while the thread is being torn down, when there is nothing left to trace.
     let _ = CURRENT.try_with(|current| *slot = current.replace(slot.take()));
+    let _ = CURRENT_IS_RECORDED.try_with(|flag| flag.set(recorded));
 }
 
 #[cfg(test)]
@@ -167,7 +178,8 @@ mod tests {
 
     #[test]
     fn guards_restore_the_previous_context() {
-        let outer = SpanContext::new_root(TraceFlags::SAMPLED);
+        let outer = SpanContext::new_root(TraceFlags::SAMPLED)
+            .with_collector(std::sync::Arc::new(crate::NoopCollector));
         let inner = SpanContext::new_root(TraceFlags::EMPTY);
         let outer_guard = enter(outer.clone());
         {
@@ -177,6 +189,7 @@ mod tests {
                 Some(inner.span_id())
             );
             assert!(!with_current(|c| c.is_some_and(SpanContext::is_sampled)));
+            assert!(!current_is_recorded());
         }
         assert_eq!(
             current_context().map(|c| c.span_id()),

@@ -1,9 +1,11 @@
+use std::sync::atomic::Ordering;
+
 use trace_core::SpanContext;
 use trace_core::current::current_context;
 use tracing_subscriber::Registry;
 use tracing_subscriber::registry::{LookupSpan, SpanRef};
 
-use crate::layer::Bridged;
+use crate::layer::{BRIDGED_ALIVE, Bridged};
 
 /// Moves contexts between `tracing` spans and tracewire.
 ///
@@ -47,6 +49,7 @@ impl TracingSpanExt for tracing::Span {
         with_registry_span(self, |span| {
             let mut extensions = span.extensions_mut();
             let previous = extensions.remove::<Bridged>();
+            let previous_existed = previous.is_some();
             let mut recorder = parent.child(span.metadata().name());
             if let Some(previous) = previous {
                 if let Some(recorded) = previous.recorder.span() {
@@ -59,8 +62,14 @@ impl TracingSpanExt for tracing::Span {
                 }
                 previous.recorder.discard();
             }
+            let replaced = previous_existed;
             if recorder.is_recording() {
                 extensions.insert(Bridged { recorder });
+                if !replaced {
+                    BRIDGED_ALIVE.fetch_add(1, Ordering::Relaxed);
+                }
+            } else if replaced {
+                BRIDGED_ALIVE.fetch_sub(1, Ordering::Relaxed);
             }
         });
     }
