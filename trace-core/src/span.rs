@@ -69,8 +69,8 @@ impl Status {
 }
 
 /// A string attribute value: borrowed for `'static`, shared, or owned; no copy to make one from
-/// any of those.
-#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+/// any of those. Compared and hashed by its text, whichever way it is held.
+#[derive(Clone)]
 pub enum StringValue {
     /// A string that lives for the whole program.
     Static(&'static str),
@@ -88,6 +88,32 @@ impl StringValue {
             Self::Shared(s) => s,
             Self::Owned(s) => s,
         }
+    }
+}
+
+impl PartialEq for StringValue {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
+impl Eq for StringValue {}
+
+impl std::hash::Hash for StringValue {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.as_str().hash(state);
+    }
+}
+
+impl PartialOrd for StringValue {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for StringValue {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.as_str().cmp(other.as_str())
     }
 }
 
@@ -361,5 +387,18 @@ impl Span {
                 .iter()
                 .map(|l| std::mem::size_of::<Link>() + attrs_size(&l.attributes))
                 .sum::<usize>()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn string_values_compare_by_text() {
+        let shared: Arc<str> = "x".into();
+        assert_eq!(Value::from("x"), Value::from("x".to_owned()));
+        assert_eq!(StringValue::from(shared), StringValue::from("x"));
+        assert!(StringValue::from("a") < StringValue::from("b".to_owned()));
     }
 }

@@ -15,8 +15,9 @@ use crate::layer::Bridged;
 /// Text lines start with `trace_id=… span_id=… `; JSON lines (use [`WithTraceIds::json`]) get
 /// `"trace_id"` and `"span_id"` as their first keys — the field names log pipelines (Loki,
 /// Elasticsearch, the OpenTelemetry log data model) look for. The ids are those of the innermost
-/// bridged span around the event, else of the current tracewire context (the request's); lines
-/// printed outside any request carry none.
+/// bridged span around the event, else of the current tracewire context (the request's, sampled
+/// or not: an unsampled request's ids still name its caller's trace); lines printed outside any
+/// request carry none.
 ///
 /// ```
 /// use tracing_subscriber::fmt::format;

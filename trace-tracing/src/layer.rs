@@ -93,17 +93,12 @@ where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
     fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
-        let parent = if let Some(parent) = attrs.parent() {
-            ctx.span(parent)
-        } else if attrs.is_contextual() {
-            ctx.lookup_current()
-        } else {
-            None
-        };
-        let Some(parent) = parent_context(parent) else {
+        let Some(span) = ctx.span(id) else {
             return;
         };
-        let Some(span) = ctx.span(id) else {
+        // The registry resolved the parent (explicit or contextual), and `parent()` skips the
+        // ancestors this layer's filter left out, so a bridged grandparent is still found.
+        let Some(parent) = parent_context(span.parent()) else {
             return;
         };
         let mut recorder = parent.child(Cow::Borrowed(attrs.metadata().name()));

@@ -28,9 +28,11 @@ pub trait TracingSpanExt {
     /// still propagate an unsampled decision).
     fn tracewire_context(&self) -> Option<SpanContext>;
 
-    /// Makes this span a child of `parent` (a context extracted from a message, say), keeping the
-    /// name, kind, status and attributes it recorded so far (call it right after creating the
-    /// span: its start time is reset). Nothing is recorded if `parent` is not sampled.
+    /// Makes this span a child of `parent` (a context extracted from a message, say). Call it
+    /// right after creating the span: its start time is reset. A span that was already bridged
+    /// keeps the name, kind, status and attributes it recorded; one created outside any sampled
+    /// context was not recorded at all, so only fields recorded after the call are kept. Nothing
+    /// is recorded if `parent` is not sampled.
     fn set_tracewire_parent(&self, parent: SpanContext);
 }
 
