@@ -35,12 +35,14 @@
 pub mod body;
 pub mod client;
 pub mod context;
+pub mod metrics;
 pub mod semconv;
 pub mod trace;
 
 use std::time::{Instant, SystemTime};
 
 pub use client::ClientTraceLayer;
+pub use metrics::{ClientMetricsLayer, MetricsLayer};
 pub use trace::{TraceIdHeader, TraceLayer};
 
 /// When a request started, read once and shared through the request extensions by the layers

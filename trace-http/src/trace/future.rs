@@ -93,6 +93,11 @@ where
                 if let Some((name, value)) = this.trace_id_header.take() {
                     response.headers_mut().append(name, value);
                 }
+                // A metrics layer outside this one reads the sampled context here for its
+                // exemplar (the request it saw did not have the context yet).
+                if let Some(context) = span.context() {
+                    response.extensions_mut().insert(context.clone());
+                }
                 // hyper discards, unread, the body of a response that cannot have one (to HEAD,
                 // 1xx, 204, 304): such a response is complete with its head.
                 let bodyless = *this.head_request

@@ -113,7 +113,7 @@ pub(crate) fn span_name(method: &'static str, route: Option<&str>) -> Cow<'stati
 }
 
 /// The route template axum matched, such as `/users/{id}`: bounded cardinality, unlike the path.
-fn matched_route<B>(request: &Request<B>) -> Option<&str> {
+pub(crate) fn matched_route<B>(request: &Request<B>) -> Option<&str> {
     #[cfg(feature = "axum")]
     {
         request

@@ -1,0 +1,289 @@
+use std::sync::Arc;
+
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::exemplar::HistogramWithExemplars;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::{Registry, Unit};
+use tower_layer::Layer;
+
+use super::family::{
+    CappedFamily, ClientLabels, Interner, MethodLabel, ServerLabels, TraceExemplar,
+};
+use super::service::{ClientMetricsService, MetricsService};
+
+/// The OpenTelemetry HTTP semantic conventions' advisory buckets for request durations.
+pub const DURATION_BUCKETS: [f64; 14] = [
+    0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
+];
+
+/// Distinct label sets kept per metric unless configured otherwise.
+pub const DEFAULT_MAX_SERIES: usize = 2000;
+
+pub(crate) type DurationFamily<S> = CappedFamily<
+    S,
+    HistogramWithExemplars<TraceExemplar>,
+    fn() -> HistogramWithExemplars<TraceExemplar>,
+>;
+pub(crate) type SizeFamily = CappedFamily<ServerLabels, Histogram, fn() -> Histogram>;
+
+fn duration_histogram() -> HistogramWithExemplars<TraceExemplar> {
+    HistogramWithExemplars::new(DURATION_BUCKETS.into_iter())
+}
+
+fn size_histogram() -> Histogram {
+    // 64 B to 16 MiB, in steps of 4.
+    Histogram::new(exponential_buckets(64.0, 4.0, 10))
+}
+
+/// When a request's duration stops.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DurationEnd {
+    /// When the response body has been sent (or failed, or was dropped): the whole request, as
+    /// the trace span measures it.
+    #[default]
+    BodyEnd,
+    /// When the response head is ready.
+    Headers,
+}
+
+/// What the server metrics layer records into.
+#[derive(Debug)]
+pub(crate) struct ServerMetrics {
+    pub(crate) duration: DurationFamily<ServerLabels>,
+    pub(crate) request_size: SizeFamily,
+    pub(crate) response_size: SizeFamily,
+    pub(crate) active: Family<MethodLabel, Gauge>,
+    pub(crate) routes: Interner,
+    pub(crate) duration_end: DurationEnd,
+}
+
+/// What the client metrics layer records into.
+#[derive(Debug)]
+pub(crate) struct ClientMetrics {
+    pub(crate) duration: DurationFamily<ClientLabels>,
+    pub(crate) addresses: Interner,
+}
+
+/// Options for [`MetricsLayer`] and [`ClientMetricsLayer`], and where they register.
+///
+/// ```
+/// use prometheus_client::registry::Registry;
+/// use trace_http::metrics::{DurationEnd, MetricsBuilder};
+///
+/// let mut registry = Registry::default();
+/// let layer = MetricsBuilder::new()
+///     .prefix("shop")
+///     .constant_label("service", "checkout")
+///     .max_series_per_metric(500)
+///     .duration_end(DurationEnd::Headers)
+///     .server(&mut registry);
+/// # drop(layer);
+/// ```
+#[derive(Debug, Clone)]
+pub struct MetricsBuilder {
+    prefix: Option<String>,
+    labels: Vec<(String, String)>,
+    max_series: usize,
+    duration_end: DurationEnd,
+}
+
+impl Default for MetricsBuilder {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl MetricsBuilder {
+    /// No prefix, no constant labels, [`DEFAULT_MAX_SERIES`], durations to the body's end.
+    pub fn new() -> Self {
+        Self {
+            prefix: None,
+            labels: Vec::new(),
+            max_series: DEFAULT_MAX_SERIES,
+            duration_end: DurationEnd::default(),
+        }
+    }
+
+    /// Prefixes every metric name (`{prefix}_http_server_...`).
+    pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.prefix = Some(prefix.into());
+        self
+    }
+
+    /// Adds a label with a fixed value to every series (such as `service`).
+    pub fn constant_label(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.labels.push((name.into(), value.into()));
+        self
+    }
+
+    /// At most this many distinct label sets per metric; further ones are recorded in one
+    /// overflow series (method `_overflow`) and counted in
+    /// `tracewire_metrics_overflow_total{metric=...}`.
+    pub fn max_series_per_metric(mut self, max: usize) -> Self {
+        self.max_series = max.max(1);
+        self
+    }
+
+    /// When durations stop: at the body's end (default) or at the response head.
+    pub fn duration_end(mut self, end: DurationEnd) -> Self {
+        self.duration_end = end;
+        self
+    }
+
+    fn sub_registry<'r>(&self, registry: &'r mut Registry) -> &'r mut Registry {
+        let registry = match &self.prefix {
+            Some(prefix) => registry.sub_registry_with_prefix(prefix),
+            None => registry,
+        };
+        let labels = self
+            .labels
+            .iter()
+            .map(|(k, v)| (k.clone().into(), v.clone().into()));
+        registry.sub_registry_with_labels(labels)
+    }
+
+    fn overflow_counter(registry: &mut Registry, metric: &'static str) -> Counter {
+        let family = Family::<[(&'static str, &'static str); 1], Counter>::default();
+        let counter = family.get_or_create(&[("metric", metric)]).clone();
+        registry.register(
+            "tracewire_metrics_overflow",
+            "Observations recorded in a metric's overflow series because it reached its cap of distinct label sets",
+            family,
+        );
+        counter
+    }
+
+    /// Registers the server metrics into `registry` and returns the layer that records them:
+    /// `http_server_request_duration_seconds` (with trace exemplars),
+    /// `http_server_active_requests`, `http_server_request_body_size_bytes` and
+    /// `http_server_response_body_size_bytes`.
+    pub fn server(self, registry: &mut Registry) -> MetricsLayer {
+        let registry = self.sub_registry(registry);
+        let overflowed = Self::overflow_counter(registry, "http_server");
+        let duration = Family::new_with_constructor(duration_histogram as fn() -> _);
+        let request_size = Family::new_with_constructor(size_histogram as fn() -> _);
+        let response_size = Family::new_with_constructor(size_histogram as fn() -> _);
+        let active = Family::<MethodLabel, Gauge>::default();
+        registry.register_with_unit(
+            "http_server_request_duration",
+            "Duration of HTTP server requests, until the response body ended",
+            Unit::Seconds,
+            duration.clone(),
+        );
+        registry.register(
+            "http_server_active_requests",
+            "Number of HTTP server requests in flight",
+            active.clone(),
+        );
+        registry.register_with_unit(
+            "http_server_request_body_size",
+            "Size of HTTP server request bodies, from Content-Length",
+            Unit::Bytes,
+            request_size.clone(),
+        );
+        registry.register_with_unit(
+            "http_server_response_body_size",
+            "Size of HTTP server response bodies, as sent",
+            Unit::Bytes,
+            response_size.clone(),
+        );
+        MetricsLayer {
+            metrics: Arc::new(ServerMetrics {
+                duration: CappedFamily::new(duration, self.max_series, overflowed.clone()),
+                request_size: CappedFamily::new(request_size, self.max_series, overflowed.clone()),
+                response_size: CappedFamily::new(response_size, self.max_series, overflowed),
+                active,
+                routes: Interner::new(self.max_series),
+                duration_end: self.duration_end,
+            }),
+        }
+    }
+
+    /// Registers `http_client_request_duration_seconds` (with trace exemplars) into `registry`
+    /// and returns the client layer that records it.
+    pub fn client(self, registry: &mut Registry) -> ClientMetricsLayer {
+        let registry = self.sub_registry(registry);
+        let overflowed = Self::overflow_counter(registry, "http_client");
+        let duration = Family::new_with_constructor(duration_histogram as fn() -> _);
+        registry.register_with_unit(
+            "http_client_request_duration",
+            "Duration of HTTP client requests, until the response body ended",
+            Unit::Seconds,
+            duration.clone(),
+        );
+        ClientMetricsLayer {
+            metrics: Arc::new(ClientMetrics {
+                duration: CappedFamily::new(duration, self.max_series, overflowed),
+                addresses: Interner::new(self.max_series),
+            }),
+        }
+    }
+}
+
+/// Records request metrics of an HTTP server (axum, hyper) for Prometheus: durations with trace
+/// exemplars, requests in flight, body sizes.
+///
+/// It works alone (no exemplars then) or with [`TraceLayer`](crate::TraceLayer) in either order:
+/// a sampled request's duration carries its `trace_id` and `span_id` as an OpenMetrics
+/// exemplar, so a slow bucket leads to the trace. Labels come only from bounded sources (the
+/// normalised method, axum's matched route — empty when none matched —, the status code), and
+/// each metric is capped in distinct series.
+///
+/// ```
+/// use std::sync::Arc;
+/// use axum::{Router, routing::get};
+/// use prometheus_client::registry::Registry;
+/// use trace_http::metrics::{MetricsLayer, metrics_service};
+///
+/// let mut registry = Registry::default();
+/// let metrics = MetricsLayer::new(&mut registry);
+/// let registry = Arc::new(registry);
+/// let app: Router = Router::new()
+///     .route("/users/{id}", get(|| async { "alice" }))
+///     .layer(metrics)
+///     .route_service("/metrics", metrics_service(registry));
+/// ```
+#[derive(Debug, Clone)]
+pub struct MetricsLayer {
+    metrics: Arc<ServerMetrics>,
+}
+
+impl MetricsLayer {
+    /// Registers the server metrics into `registry` with the default options.
+    pub fn new(registry: &mut Registry) -> Self {
+        MetricsBuilder::new().server(registry)
+    }
+}
+
+impl<S> Layer<S> for MetricsLayer {
+    type Service = MetricsService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        MetricsService::new(inner, self.metrics.clone())
+    }
+}
+
+/// Records `http_client_request_duration_seconds` for requests made through a client service,
+/// labelled with `server_address`, with trace exemplars when the request's context (in its
+/// extensions, or the current one) is sampled.
+#[derive(Debug, Clone)]
+pub struct ClientMetricsLayer {
+    metrics: Arc<ClientMetrics>,
+}
+
+impl ClientMetricsLayer {
+    /// Registers the client metric into `registry` with the default options.
+    pub fn new(registry: &mut Registry) -> Self {
+        MetricsBuilder::new().client(registry)
+    }
+}
+
+impl<S> Layer<S> for ClientMetricsLayer {
+    type Service = ClientMetricsService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        ClientMetricsService::new(inner, self.metrics.clone())
+    }
+}

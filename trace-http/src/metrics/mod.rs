@@ -1,0 +1,21 @@
+//! Request metrics for Prometheus, linked to traces by exemplars, and the `/metrics` endpoint.
+//!
+//! [`MetricsLayer`] records `http_server_request_duration_seconds` (the OpenTelemetry HTTP
+//! conventions' histogram, with `trace_id`/`span_id` exemplars for sampled requests),
+//! `http_server_active_requests` and body-size histograms; [`ClientMetricsLayer`] records
+//! `http_client_request_duration_seconds`. Both register into a `prometheus_client` registry the
+//! application owns, which [`metrics_service`] serves.
+
+mod endpoint;
+mod family;
+mod layer;
+mod service;
+
+pub use endpoint::{
+    MetricsEndpoint, OPENMETRICS_CONTENT_TYPE, PROMETHEUS_CONTENT_TYPE, metrics_service,
+};
+pub use layer::{
+    ClientMetricsLayer, DEFAULT_MAX_SERIES, DURATION_BUCKETS, DurationEnd, MetricsBuilder,
+    MetricsLayer,
+};
+pub use service::{ClientMetricsService, MetricsFuture, MetricsObserver, MetricsService};

@@ -1,0 +1,333 @@
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, ready};
+use std::time::Instant;
+
+use http::{HeaderMap, Request, Response, StatusCode};
+use pin_project_lite::pin_project;
+use prometheus_client::metrics::gauge::Gauge;
+use tower_service::Service;
+use trace_core::SpanContext;
+use trace_core::current::with_current;
+
+use super::family::{ClientLabels, ErrorType, MethodLabel, ServerLabels, TraceExemplar};
+use super::layer::{ClientMetrics, DurationEnd, ServerMetrics};
+use crate::RequestStart;
+use crate::body::ResponseBody;
+use crate::body::private::{BodyEnd, Observe};
+use crate::semconv;
+use crate::trace::matched_route;
+
+/// The service [`MetricsLayer`](super::MetricsLayer) wraps around a server.
+#[derive(Debug, Clone)]
+pub struct MetricsService<S> {
+    inner: S,
+    metrics: Arc<ServerMetrics>,
+}
+
+impl<S> MetricsService<S> {
+    pub(crate) fn new(inner: S, metrics: Arc<ServerMetrics>) -> Self {
+        Self { inner, metrics }
+    }
+}
+
+/// The service [`ClientMetricsLayer`](super::ClientMetricsLayer) wraps around a client.
+#[derive(Debug, Clone)]
+pub struct ClientMetricsService<S> {
+    inner: S,
+    metrics: Arc<ClientMetrics>,
+}
+
+impl<S> ClientMetricsService<S> {
+    pub(crate) fn new(inner: S, metrics: Arc<ClientMetrics>) -> Self {
+        Self { inner, metrics }
+    }
+}
+
+/// The start of a request's duration: the one an outer layer recorded, or now.
+fn request_start(extensions: &http::Extensions) -> Instant {
+    extensions
+        .get::<RequestStart>()
+        .map_or_else(Instant::now, |start| start.instant)
+}
+
+impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for MetricsService<S>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+    ResBody: http_body::Body,
+{
+    type Response = Response<ResponseBody<ResBody, MetricsObserver>>;
+    type Error = S::Error;
+    type Future = MetricsFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
+        let metrics = &self.metrics;
+        let start = request_start(request.extensions());
+        let (method, _) = semconv::method_name(request.method());
+        let route = matched_route(&request).map(|route| metrics.routes.get(route));
+        let request_size = content_length(request.headers());
+        let exemplar = request
+            .extensions()
+            .get::<SpanContext>()
+            .and_then(TraceExemplar::of);
+        let active =
+            ActiveRequest::start(metrics.active.get_or_create(&MethodLabel(method)).clone());
+        let observer = MetricsObserver {
+            start,
+            exemplar,
+            status: None,
+            error: None,
+            duration_recorded: false,
+            target: Target::Server {
+                metrics: metrics.clone(),
+                labels: ServerLabels {
+                    method,
+                    route,
+                    status: None,
+                    error: None,
+                },
+                request_size,
+                _active: active,
+            },
+        };
+        MetricsFuture {
+            inner: self.inner.call(request),
+            observer: Some(observer),
+            failures_from: 500,
+        }
+    }
+}
+
+impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for ClientMetricsService<S>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+    ResBody: http_body::Body,
+{
+    type Response = Response<ResponseBody<ResBody, MetricsObserver>>;
+    type Error = S::Error;
+    type Future = MetricsFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
+        let (method, _) = semconv::method_name(request.method());
+        let server_address = request
+            .uri()
+            .host()
+            .map(|host| self.metrics.addresses.get(host));
+        let exemplar = match request.extensions().get::<SpanContext>() {
+            Some(context) => TraceExemplar::of(context),
+            None => with_current(|context| context.and_then(TraceExemplar::of)),
+        };
+        let observer = MetricsObserver {
+            start: Instant::now(),
+            exemplar,
+            status: None,
+            error: None,
+            duration_recorded: false,
+            target: Target::Client {
+                metrics: self.metrics.clone(),
+                labels: ClientLabels {
+                    method,
+                    server_address,
+                    status: None,
+                    error: None,
+                },
+            },
+        };
+        MetricsFuture {
+            inner: self.inner.call(request),
+            observer: Some(observer),
+            failures_from: 400,
+        }
+    }
+}
+
+fn content_length(headers: &HeaderMap) -> Option<u64> {
+    headers
+        .get(http::header::CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .parse()
+        .ok()
+}
+
+/// Counts a request in flight until dropped.
+#[derive(Debug)]
+struct ActiveRequest(Gauge);
+
+impl ActiveRequest {
+    fn start(gauge: Gauge) -> Self {
+        gauge.inc();
+        Self(gauge)
+    }
+}
+
+impl Drop for ActiveRequest {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
+
+#[derive(Debug)]
+enum Target {
+    Server {
+        metrics: Arc<ServerMetrics>,
+        labels: ServerLabels,
+        request_size: Option<u64>,
+        _active: ActiveRequest,
+    },
+    Client {
+        metrics: Arc<ClientMetrics>,
+        labels: ClientLabels,
+    },
+}
+
+/// Records a request's metrics when its response ends. The observer of the metrics layers'
+/// [`ResponseBody`].
+#[derive(Debug)]
+pub struct MetricsObserver {
+    start: Instant,
+    exemplar: Option<TraceExemplar>,
+    status: Option<StatusCode>,
+    error: Option<ErrorType>,
+    duration_recorded: bool,
+    target: Target,
+}
+
+impl MetricsObserver {
+    fn record_duration(&mut self) {
+        if self.duration_recorded {
+            return;
+        }
+        self.duration_recorded = true;
+        let seconds = self.start.elapsed().as_secs_f64();
+        let (status, error, exemplar) = (self.status, self.error, self.exemplar);
+        match &mut self.target {
+            Target::Server {
+                metrics, labels, ..
+            } => {
+                labels.status = status;
+                labels.error = error;
+                metrics.duration.with(labels, |histogram| {
+                    histogram.observe(seconds, exemplar, None)
+                });
+            }
+            Target::Client { metrics, labels } => {
+                labels.status = status;
+                labels.error = error;
+                metrics.duration.with(labels, |histogram| {
+                    histogram.observe(seconds, exemplar, None)
+                });
+            }
+        }
+    }
+
+    fn record_sizes(&mut self, response_bytes: Option<u64>) {
+        if let Target::Server {
+            metrics,
+            labels,
+            request_size,
+            ..
+        } = &mut self.target
+        {
+            labels.status = self.status;
+            labels.error = self.error;
+            if let Some(size) = request_size.take() {
+                metrics
+                    .request_size
+                    .with(labels, |histogram| histogram.observe(size as f64));
+            }
+            if let Some(size) = response_bytes {
+                metrics
+                    .response_size
+                    .with(labels, |histogram| histogram.observe(size as f64));
+            }
+        }
+    }
+
+    fn duration_ends_at_headers(&self) -> bool {
+        matches!(&self.target, Target::Server { metrics, .. } if metrics.duration_end == DurationEnd::Headers)
+    }
+}
+
+impl Observe for MetricsObserver {
+    fn on_first_byte(&mut self) {}
+
+    fn on_trailers(&mut self, _trailers: &HeaderMap) {}
+
+    fn on_end(mut self, end: BodyEnd<'_>, bytes: u64) {
+        if let BodyEnd::Error(_) = end
+            && self.error.is_none()
+        {
+            self.error = Some(ErrorType::ResponseBody);
+        }
+        self.record_duration();
+        self.record_sizes(Some(bytes));
+    }
+}
+
+pin_project! {
+    /// The response future of [`MetricsService`] and [`ClientMetricsService`].
+    pub struct MetricsFuture<F> {
+        #[pin]
+        inner: F,
+        observer: Option<MetricsObserver>,
+        failures_from: u16,
+    }
+}
+
+impl<F, B, E> Future for MetricsFuture<F>
+where
+    F: Future<Output = Result<Response<B>, E>>,
+    B: http_body::Body,
+{
+    type Output = Result<Response<ResponseBody<B, MetricsObserver>>, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let result = ready!(this.inner.poll(cx));
+        let Some(mut observer) = this.observer.take() else {
+            // Polled after completion: a contract breach by the caller; pass the result on.
+            return Poll::Ready(
+                result.map(|response| response.map(|b| ResponseBody::new(b, None))),
+            );
+        };
+        match result {
+            Ok(response) => {
+                let status = response.status();
+                observer.status = Some(status);
+                if status.as_u16() >= *this.failures_from {
+                    observer.error = Some(ErrorType::Status);
+                }
+                if observer.exemplar.is_none() {
+                    // The trace layer, when inside this one, hands the sampled context back on
+                    // the response.
+                    observer.exemplar = response
+                        .extensions()
+                        .get::<SpanContext>()
+                        .and_then(TraceExemplar::of);
+                }
+                if observer.duration_ends_at_headers() {
+                    observer.record_duration();
+                }
+                Poll::Ready(Ok(
+                    response.map(|body| ResponseBody::new(body, Some(observer)))
+                ))
+            }
+            Err(error) => {
+                observer.error = Some(ErrorType::Other);
+                observer.record_duration();
+                observer.record_sizes(None);
+                Poll::Ready(Err(error))
+            }
+        }
+    }
+}
