@@ -120,7 +120,7 @@ impl MetricsBuilder {
 
     /// At most this many distinct label sets per metric; further ones are recorded in one
     /// overflow series (method `_overflow`) and counted in
-    /// `tracewire_metrics_overflow_total{metric=...}`.
+    /// `tracewire_http_server_series_overflow_total` (or `..._client_...`).
     pub fn max_series_per_metric(mut self, max: usize) -> Self {
         self.max_series = max.max(1);
         self
@@ -144,13 +144,14 @@ impl MetricsBuilder {
         registry.sub_registry_with_labels(labels)
     }
 
-    fn overflow_counter(registry: &mut Registry, metric: &'static str) -> Counter {
-        let family = Family::<[(&'static str, &'static str); 1], Counter>::default();
-        let counter = family.get_or_create(&[("metric", metric)]).clone();
+    /// The counter of observations that went to an overflow series, one per layer kind (so a
+    /// registry holding both layers declares two distinct families, never one twice).
+    fn overflow_counter(registry: &mut Registry, layer: &'static str) -> Counter {
+        let counter = Counter::default();
         registry.register(
-            "tracewire_metrics_overflow",
-            "Observations recorded in a metric's overflow series because it reached its cap of distinct label sets",
-            family,
+            format!("tracewire_{layer}_series_overflow"),
+            "Observations recorded in an overflow series because a metric reached its cap of distinct label sets",
+            counter.clone(),
         );
         counter
     }

@@ -481,3 +481,236 @@ pub(crate) fn w3c_value(span: &trace_core::Span) -> String {
     let flags = u8::from(span.flags.is_sampled()) | (u8::from(span.flags.is_random()) << 1);
     format!("00-{}-{}-{flags:02x}", span.trace_id, span.span_id)
 }
+
+// ---------------------------------------------------------------------------------------------
+// Metrics: scraping `/metrics` and reading the exposition back
+// ---------------------------------------------------------------------------------------------
+
+/// The `Accept` header Prometheus sends when it scrapes.
+#[allow(dead_code)]
+pub(crate) const PROMETHEUS_ACCEPT: &str = "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
+
+/// An exemplar attached to a sample line (` # {labels} value [timestamp]`).
+#[allow(dead_code)]
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Exemplar {
+    pub(crate) labels: Vec<(String, String)>,
+    pub(crate) value: f64,
+}
+
+#[allow(dead_code)]
+impl Exemplar {
+    /// The value of one of the exemplar's labels.
+    pub(crate) fn label(&self, name: &str) -> Option<&str> {
+        self.labels
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// One sample line of a text exposition (OpenMetrics or Prometheus text).
+#[allow(dead_code)]
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Sample {
+    pub(crate) name: String,
+    pub(crate) labels: Vec<(String, String)>,
+    pub(crate) value: f64,
+    pub(crate) exemplar: Option<Exemplar>,
+}
+
+#[allow(dead_code)]
+impl Sample {
+    /// The value of one of the sample's labels.
+    pub(crate) fn label(&self, name: &str) -> Option<&str> {
+        self.labels
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Whether every `(name, value)` pair is among the sample's labels.
+    pub(crate) fn has_labels(&self, wanted: &[(&str, &str)]) -> bool {
+        wanted
+            .iter()
+            .all(|(name, value)| self.label(name) == Some(*value))
+    }
+
+    /// The labels other than `le` (the series a histogram bucket belongs to).
+    pub(crate) fn series_labels(&self) -> Vec<(String, String)> {
+        self.labels
+            .iter()
+            .filter(|(k, _)| k != "le")
+            .cloned()
+            .collect()
+    }
+}
+
+/// Reads `{name="value",...}` starting at `rest` (just after the `{`); returns the labels and
+/// what follows the closing `}`.
+#[allow(dead_code)]
+fn parse_label_set(mut rest: &str, line: &str) -> (Vec<(String, String)>, String) {
+    let mut labels = Vec::new();
+    loop {
+        rest = rest.trim_start_matches(',');
+        if let Some(after) = rest.strip_prefix('}') {
+            return (labels, after.to_owned());
+        }
+        let (name, after_name) = rest
+            .split_once("=\"")
+            .unwrap_or_else(|| panic!("malformed label set in {line:?}"));
+        let mut value = String::new();
+        let mut chars = after_name.char_indices();
+        let end = loop {
+            match chars.next() {
+                Some((_, '\\')) => match chars.next() {
+                    Some((_, 'n')) => value.push('\n'),
+                    Some((_, c)) => value.push(c),
+                    None => panic!("dangling escape in {line:?}"),
+                },
+                Some((i, '"')) => break i,
+                Some((_, c)) => value.push(c),
+                None => panic!("unterminated label value in {line:?}"),
+            }
+        };
+        labels.push((name.to_owned(), value));
+        rest = &after_name[end + 1..];
+    }
+}
+
+#[allow(dead_code)]
+fn parse_value(text: &str, line: &str) -> f64 {
+    match text {
+        "+Inf" => f64::INFINITY,
+        "-Inf" => f64::NEG_INFINITY,
+        "NaN" => f64::NAN,
+        _ => text
+            .parse()
+            .unwrap_or_else(|_| panic!("bad value {text:?} in {line:?}")),
+    }
+}
+
+/// Every sample line of an exposition (comment lines skipped); panics on a malformed line.
+#[allow(dead_code)]
+pub(crate) fn parse_exposition(text: &str) -> Vec<Sample> {
+    let mut samples = Vec::new();
+    for line in text.lines() {
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let (name, labels, rest) = match line.find(['{', ' ']) {
+            Some(i) if line.as_bytes()[i] == b'{' => {
+                let (labels, rest) = parse_label_set(&line[i + 1..], line);
+                (line[..i].to_owned(), labels, rest)
+            }
+            Some(i) => (line[..i].to_owned(), Vec::new(), line[i..].to_owned()),
+            None => panic!("sample line without a value: {line:?}"),
+        };
+        let (value_part, exemplar_part) = match rest.split_once(" # {") {
+            Some((value, exemplar)) => (value.to_owned(), Some(exemplar.to_owned())),
+            None => (rest, None),
+        };
+        let value_text = value_part
+            .split_whitespace()
+            .next()
+            .unwrap_or_else(|| panic!("sample line without a value: {line:?}"));
+        let value = parse_value(value_text, line);
+        let exemplar = exemplar_part.map(|part| {
+            let (labels, rest) = parse_label_set(&part, line);
+            let value_text = rest
+                .split_whitespace()
+                .next()
+                .unwrap_or_else(|| panic!("exemplar without a value: {line:?}"));
+            Exemplar {
+                labels,
+                value: parse_value(value_text, line),
+            }
+        });
+        samples.push(Sample {
+            name,
+            labels,
+            value,
+            exemplar,
+        });
+    }
+    samples
+}
+
+/// The samples named `name` that carry every `(label, value)` pair of `labels`.
+#[allow(dead_code)]
+pub(crate) fn samples_of<'a>(
+    samples: &'a [Sample],
+    name: &str,
+    labels: &[(&str, &str)],
+) -> Vec<&'a Sample> {
+    samples
+        .iter()
+        .filter(|s| s.name == name && s.has_labels(labels))
+        .collect()
+}
+
+/// The value of the one sample named `name` with these labels, `None` if there is none; panics
+/// if several match.
+#[allow(dead_code)]
+pub(crate) fn sample_value(samples: &[Sample], name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    let found = samples_of(samples, name, labels);
+    assert!(
+        found.len() <= 1,
+        "one sample {name}{labels:?} expected, found {found:#?}"
+    );
+    found.first().map(|s| s.value)
+}
+
+/// `GET http://{addr}/metrics`, with this `Accept` header if any.
+#[allow(dead_code)]
+pub(crate) async fn scrape(addr: SocketAddr, accept: Option<&str>) -> Reply {
+    let headers: Vec<(&str, &str)> = accept.map(|a| ("accept", a)).into_iter().collect();
+    let reply = get(addr, "/metrics", &headers).await;
+    assert_eq!(
+        reply.status,
+        StatusCode::OK,
+        "scrape failed: {}",
+        reply.body
+    );
+    reply
+}
+
+/// Scrapes `addr` (OpenMetrics) until `done` holds for the parsed samples, bounded by
+/// [`METRICS_WAIT`]; returns the last exposition text and its samples.
+#[allow(dead_code)]
+pub(crate) async fn scrape_until(
+    addr: SocketAddr,
+    what: &str,
+    mut done: impl FnMut(&[Sample]) -> bool,
+) -> (String, Vec<Sample>) {
+    let deadline = tokio::time::Instant::now() + METRICS_WAIT;
+    loop {
+        let reply = scrape(addr, Some(PROMETHEUS_ACCEPT)).await;
+        let samples = parse_exposition(&reply.body);
+        if done(&samples) {
+            return (reply.body, samples);
+        }
+        if tokio::time::Instant::now() >= deadline {
+            panic!(
+                "{what}: not seen within {METRICS_WAIT:?}; last scrape:\n{}",
+                reply.body
+            );
+        }
+        tokio::time::sleep(SPAN_STEP * 2).await;
+    }
+}
+
+/// Longest wait for a metric to reach an expected value (metrics are recorded on the server
+/// task when the response body ends, possibly a moment after the client has read it).
+#[allow(dead_code)]
+pub(crate) const METRICS_WAIT: Duration = Duration::from_secs(3);
+
+/// Whether `text` is `len` lower-case hexadecimal digits, not all zero.
+#[allow(dead_code)]
+pub(crate) fn is_hex_id(text: &str, len: usize) -> bool {
+    text.len() == len
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        && text.bytes().any(|b| b != b'0')
+}
