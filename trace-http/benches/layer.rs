@@ -17,7 +17,7 @@ use std::convert::Infallible;
 use std::future::{Future as _, Ready, ready};
 use std::hint::black_box;
 use std::pin::pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 
 use bytes::Bytes;
@@ -26,10 +26,11 @@ use criterion::{BenchmarkGroup, Criterion, criterion_group, criterion_main};
 use http::{HeaderValue, Request, Response};
 use http_body::Body;
 use http_body_util::Full;
+use prometheus_client::registry::Registry;
 use tower::{Layer, Service, service_fn};
-use trace_core::sampler::AlwaysOff;
+use trace_core::sampler::{AlwaysOff, AlwaysOn};
 use trace_core::{NoopCollector, SpanContext, SpanId, TraceFlags, TraceId};
-use trace_http::{ClientTraceLayer, TraceLayer};
+use trace_http::{ClientTraceLayer, MetricsLayer, TraceLayer};
 
 #[path = "../../trace-core/tests/support/mod.rs"]
 mod support;
@@ -217,5 +218,183 @@ fn client_layer(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, trace_layer, client_layer);
+/// The sampled context `TraceLayer` leaves in the request extensions when it is outside the
+/// metrics layer: the metrics layer turns it into an exemplar.
+fn sampled_context() -> SpanContext {
+    SpanContext::new(
+        TraceId::from_hex(b"4bf92f3577b34da6a3ce929d0e0e4736").expect("a valid trace id"),
+        SpanId::from_hex(b"00f067aa0ba902b7").expect("a valid span id"),
+        TraceFlags::SAMPLED,
+    )
+}
+
+/// axum's `MatchedPath` for `path` under the route `template`. It has no public constructor:
+/// it is taken from a request that went through a real `Router`, and can then be put into other
+/// requests' extensions, as the router does before the layers it wraps around its routes run.
+fn matched_path(template: &str, path: &str) -> axum::extract::MatchedPath {
+    let slot = Arc::new(Mutex::new(None));
+    let seen = slot.clone();
+    let mut router: axum::Router = axum::Router::new().route_service(
+        template,
+        service_fn(move |request: Request<axum::body::Body>| {
+            *seen.lock().expect("not poisoned") = request
+                .extensions()
+                .get::<axum::extract::MatchedPath>()
+                .cloned();
+            ready(Ok::<_, Infallible>(
+                Response::new(axum::body::Body::empty()),
+            ))
+        }),
+    );
+    let request = Request::get(path)
+        .body(Full::new(Bytes::new()))
+        .expect("a valid request");
+    let mut cx = Context::from_waker(Waker::noop());
+    let Poll::Ready(response) = pin!(router.call(request)).poll(&mut cx) else {
+        panic!("the route answers at once");
+    };
+    drop(response);
+    let matched = slot.lock().expect("not poisoned").take();
+    matched.expect("the router matched the route")
+}
+
+/// The metrics layer with its own registry (so every case creates its own label sets, in the
+/// warm-up request of `bench_case`).
+fn metrics() -> MetricsLayer {
+    MetricsLayer::new(&mut Registry::default())
+}
+
+/// A real axum router with one route answering a small static body, `layer` on its routes, its
+/// routes made eager with `with_state(())` as `axum::serve` does for every connection.
+fn router<L>(layer: L) -> axum::Router
+where
+    L: Layer<axum::routing::Route> + Clone + Send + Sync + 'static,
+    L::Service: Service<axum::extract::Request> + Clone + Send + Sync + 'static,
+    <L::Service as Service<axum::extract::Request>>::Response:
+        axum::response::IntoResponse + 'static,
+    <L::Service as Service<axum::extract::Request>>::Error: Into<Infallible> + 'static,
+    <L::Service as Service<axum::extract::Request>>::Future: Send + 'static,
+{
+    axum::Router::new()
+        .route(
+            "/users/{id}",
+            axum::routing::get(|| async { "{\"id\":42,\"name\":\"alice\"}" }),
+        )
+        .layer(layer)
+        .with_state(())
+}
+
+/// What `MetricsLayer` adds to a request: three histogram observations (duration with its
+/// exemplar, request size from `Content-Length`, response size), the active-requests gauge up
+/// and down, the clock read twice. Each case has its matching baseline, a bare service given the
+/// same request (same extensions), in this group so that both run in the same process:
+///
+/// - `metrics_only` − `no_layer`: no route (no `MatchedPath`: empty `http_route`), no exemplar;
+/// - `metrics_with_exemplar` − `no_layer_with_context`: a sampled `SpanContext` in the
+///   extensions, as when `TraceLayer` is outside, so the duration writes an exemplar;
+/// - `metrics_routed` − `no_layer_routed` and `metrics_routed_with_exemplar` −
+///   `no_layer_routed_with_context`: a `MatchedPath` taken from a real router in the extensions,
+///   so the route is interned and hashed into the label set;
+/// - `trace_and_metrics_{sampled,unsampled}` − `no_layer`: `TraceLayer` (no-op collector,
+///   `AlwaysOn` / `AlwaysOff`) outside `MetricsLayer`, as the README layers them; the
+///   `trace_only_*` cases give the metrics layer's share of the pair;
+/// - `router_metrics` − `router_no_layer`: a real `axum::Router` with the layer on its routes
+///   (`Router::layer`, the route in `MatchedPath`), and `router_identity_layer`, the same router
+///   with a layer that does nothing, for axum's own cost of layering a route (two allocations a
+///   request: the layered type-erased route cloned and its future boxed; and the metrics layer's
+///   response body is boxed into `axum::body::Body`, a third: see
+///   `tests/metrics_allocations.rs`).
+fn metrics_layer(c: &mut Criterion) {
+    let mut group = c.benchmark_group("metrics_layer");
+    let plain = request(&[]);
+    let mut with_context = request(&[]);
+    with_context.extensions_mut().insert(sampled_context());
+    let mut routed = request(&[]);
+    routed
+        .extensions_mut()
+        .insert(matched_path("/users/{id}", "/users/42"));
+    let mut routed_with_context = routed.clone();
+    routed_with_context
+        .extensions_mut()
+        .insert(sampled_context());
+
+    bench_case(&mut group, "no_layer", bare(), || plain.clone());
+    bench_case(&mut group, "metrics_only", metrics().layer(bare()), || {
+        plain.clone()
+    });
+
+    bench_case(&mut group, "no_layer_with_context", bare(), || {
+        with_context.clone()
+    });
+    bench_case(
+        &mut group,
+        "metrics_with_exemplar",
+        metrics().layer(bare()),
+        || with_context.clone(),
+    );
+
+    bench_case(&mut group, "no_layer_routed", bare(), || routed.clone());
+    bench_case(
+        &mut group,
+        "metrics_routed",
+        metrics().layer(bare()),
+        || routed.clone(),
+    );
+    bench_case(&mut group, "no_layer_routed_with_context", bare(), || {
+        routed_with_context.clone()
+    });
+    bench_case(
+        &mut group,
+        "metrics_routed_with_exemplar",
+        metrics().layer(bare()),
+        || routed_with_context.clone(),
+    );
+
+    let sampled = TraceLayer::new(Arc::new(NoopCollector)).sampler(AlwaysOn);
+    let unsampled = TraceLayer::new(Arc::new(NoopCollector)).sampler(AlwaysOff);
+    bench_case(
+        &mut group,
+        "trace_and_metrics_sampled",
+        sampled.layer(metrics().layer(bare())),
+        || plain.clone(),
+    );
+    bench_case(
+        &mut group,
+        "trace_only_sampled",
+        sampled.layer(bare()),
+        || plain.clone(),
+    );
+    bench_case(
+        &mut group,
+        "trace_and_metrics_unsampled",
+        unsampled.layer(metrics().layer(bare())),
+        || plain.clone(),
+    );
+    bench_case(
+        &mut group,
+        "trace_only_unsampled",
+        unsampled.layer(bare()),
+        || plain.clone(),
+    );
+
+    let no_layer: axum::Router = axum::Router::new()
+        .route(
+            "/users/{id}",
+            axum::routing::get(|| async { "{\"id\":42,\"name\":\"alice\"}" }),
+        )
+        .with_state(());
+    bench_case(&mut group, "router_no_layer", no_layer, || plain.clone());
+    bench_case(
+        &mut group,
+        "router_identity_layer",
+        router(tower::layer::util::Identity::new()),
+        || plain.clone(),
+    );
+    bench_case(&mut group, "router_metrics", router(metrics()), || {
+        plain.clone()
+    });
+    group.finish();
+}
+
+criterion_group!(benches, trace_layer, client_layer, metrics_layer);
 criterion_main!(benches);
