@@ -42,6 +42,11 @@ pub const RESPONSE_ABORTED: &str = "tracewire.response.aborted";
 /// Event recorded when the first byte of the response body is sent.
 pub const EVENT_FIRST_BYTE: &str = "first byte sent";
 
+/// Every value [`method_name`] returns, in order.
+pub(crate) const METHOD_NAMES: [&str; 10] = [
+    "GET", "POST", "PUT", "DELETE", "HEAD", "OPTIONS", "PATCH", "CONNECT", "TRACE", "_OTHER",
+];
+
 /// The method as the conventions name it: one of the nine standard methods, else `_OTHER`.
 pub(crate) fn method_name(method: &Method) -> (&'static str, bool) {
     let name = match *method {

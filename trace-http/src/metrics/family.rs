@@ -1,14 +1,12 @@
 //! Label sets, bounded families and the trace exemplar.
 
-use std::collections::HashSet;
 use std::hash::Hash;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 
 use http::StatusCode;
 use prometheus_client::encoding::{EncodeLabel, EncodeLabelSet, LabelSetEncoder};
 use prometheus_client::metrics::counter::Counter;
-use prometheus_client::metrics::family::{Family, MetricConstructor};
+use rustc_hash::{FxHashMap, FxHashSet};
 use trace_core::{SpanContext, SpanId, TraceId};
 
 /// What an overflowing label value is replaced with.
@@ -147,43 +145,109 @@ impl EncodeLabelSet for TraceExemplar {
     }
 }
 
-/// A metric family with a cap on distinct label sets: past it, observations go to one overflow
-/// series and are counted, so no label source can grow the exposition without bound.
-#[derive(Debug)]
-pub(crate) struct CappedFamily<S, M, C> {
-    family: Family<S, M, C>,
+/// Label sets that can be keyed cheaply: by the addresses of their interned strings, which
+/// identify them as well as the text does (the strings live in the layer's interner or are
+/// `'static`, so an address is never reused for another value).
+pub(crate) trait SeriesLabels: Clone + Overflow {
+    /// The cheap key.
+    type Key: Hash + Eq + Copy;
+    /// This label set's key.
+    fn key(&self) -> Self::Key;
+}
+
+fn str_address(value: &str) -> (usize, usize) {
+    (value.as_ptr() as usize, value.len())
+}
+
+fn shared_address(value: &Option<Arc<str>>) -> usize {
+    value
+        .as_ref()
+        .map_or(0, |v| Arc::as_ptr(v).cast::<u8>() as usize)
+}
+
+impl SeriesLabels for ServerLabels {
+    type Key = ((usize, usize), usize, u16, Option<ErrorType>);
+    fn key(&self) -> Self::Key {
+        (
+            str_address(self.method),
+            shared_address(&self.route),
+            self.status.map_or(0, |s| s.as_u16()),
+            self.error,
+        )
+    }
+}
+
+impl SeriesLabels for ClientLabels {
+    type Key = ((usize, usize), usize, u16, Option<ErrorType>);
+    fn key(&self) -> Self::Key {
+        (
+            str_address(self.method),
+            shared_address(&self.server_address),
+            self.status.map_or(0, |s| s.as_u16()),
+            self.error,
+        )
+    }
+}
+
+/// The handles of every metric one label set records into, found with one lookup per request
+/// (instead of one hash of the label text per metric), and capped in number: past the cap,
+/// observations go to the overflow label set and are counted, so no label source can grow the
+/// exposition without bound.
+pub(crate) struct SeriesCache<S: SeriesLabels, V> {
+    series: RwLock<FxHashMap<S::Key, Arc<V>>>,
+    make: Box<dyn Fn(&S) -> V + Send + Sync>,
     max_series: usize,
-    /// Series created so far (the family does not say; concurrent first observations of one
-    /// label set may count it twice, which only reaches the cap a little early).
-    series: AtomicUsize,
     overflowed: Counter,
 }
 
-impl<S, M, C> CappedFamily<S, M, C>
-where
-    S: Clone + Hash + Eq + Overflow,
-    C: MetricConstructor<M>,
-{
-    pub(crate) fn new(family: Family<S, M, C>, max_series: usize, overflowed: Counter) -> Self {
+impl<S: SeriesLabels, V> SeriesCache<S, V> {
+    pub(crate) fn new(
+        make: impl Fn(&S) -> V + Send + Sync + 'static,
+        max_series: usize,
+        overflowed: Counter,
+    ) -> Self {
         Self {
-            family,
+            series: RwLock::new(FxHashMap::default()),
+            make: Box::new(make),
             max_series,
-            series: AtomicUsize::new(0),
             overflowed,
         }
     }
 
-    /// Runs `f` on the series for `labels` (or the overflow series).
-    pub(crate) fn with(&self, labels: &S, f: impl FnOnce(&M)) {
-        if let Some(metric) = self.family.get(labels) {
-            return f(&metric);
+    /// Runs `f` on the handles for `labels` (or the overflow label set's).
+    pub(crate) fn with(&self, labels: &S, f: impl FnOnce(&V)) {
+        let key = labels.key();
+        if let Some(series) = self
+            .series
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&key)
+        {
+            return f(series);
         }
-        if self.series.load(Ordering::Relaxed) >= self.max_series {
-            self.overflowed.inc();
-            return f(&self.family.get_or_create(&S::overflow()));
-        }
-        self.series.fetch_add(1, Ordering::Relaxed);
-        f(&self.family.get_or_create(labels));
+        let series = {
+            let mut all = self.series.write().unwrap_or_else(PoisonError::into_inner);
+            if !all.contains_key(&key) && all.len() >= self.max_series {
+                self.overflowed.inc();
+                let overflow = S::overflow();
+                all.entry(overflow.key())
+                    .or_insert_with(|| Arc::new((self.make)(&overflow)))
+                    .clone()
+            } else {
+                all.entry(key)
+                    .or_insert_with(|| Arc::new((self.make)(labels)))
+                    .clone()
+            }
+        };
+        f(&series);
+    }
+}
+
+impl<S: SeriesLabels, V> std::fmt::Debug for SeriesCache<S, V> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SeriesCache")
+            .field("max_series", &self.max_series)
+            .finish_non_exhaustive()
     }
 }
 
@@ -191,15 +255,17 @@ where
 /// for a known value allocates nothing; bounded like the families.
 #[derive(Debug)]
 pub(crate) struct Interner {
-    values: RwLock<HashSet<Arc<str>>>,
+    values: RwLock<FxHashSet<Arc<str>>>,
     max_values: usize,
+    overflow: Arc<str>,
 }
 
 impl Interner {
     pub(crate) fn new(max_values: usize) -> Self {
         Self {
-            values: RwLock::new(HashSet::new()),
+            values: RwLock::new(FxHashSet::default()),
             max_values,
+            overflow: Arc::from(OVERFLOW),
         }
     }
 
@@ -213,8 +279,11 @@ impl Interner {
             return shared.clone();
         }
         let mut values = self.values.write().unwrap_or_else(PoisonError::into_inner);
+        if let Some(shared) = values.get(value) {
+            return shared.clone();
+        }
         if values.len() >= self.max_values {
-            return Arc::from(OVERFLOW);
+            return self.overflow.clone();
         }
         let shared: Arc<str> = Arc::from(value);
         values.insert(shared.clone());
@@ -231,32 +300,28 @@ mod tests {
     #[test]
     fn the_cap_sends_new_series_to_overflow_and_counts_them() {
         let overflowed = PromCounter::default();
-        let family = CappedFamily::new(
-            Family::<ServerLabels, PromCounter>::default(),
+        let routes = Interner::new(100);
+        let made = std::sync::Mutex::new(Vec::new());
+        let cache = SeriesCache::new(
+            |labels: &ServerLabels| labels.route.clone(),
             2,
             overflowed.clone(),
         );
         let labels = |route: &str| ServerLabels {
             method: "GET",
-            route: Some(Arc::from(route)),
+            route: Some(routes.get(route)),
             status: Some(StatusCode::OK),
             error: None,
         };
         for route in ["/a", "/b", "/c", "/d", "/a"] {
-            family.with(&labels(route), |c| {
-                c.inc();
+            cache.with(&labels(route), |series| {
+                made.lock().expect("not poisoned").push(series.clone());
             });
         }
         assert_eq!(overflowed.get(), 2);
-        assert_eq!(family.series.load(Ordering::Relaxed), 2);
-        assert_eq!(
-            family
-                .family
-                .get(&ServerLabels::overflow())
-                .map(|c| c.get()),
-            Some(2)
-        );
-        assert_eq!(family.family.get(&labels("/a")).map(|c| c.get()), Some(2));
+        let made = made.into_inner().expect("not poisoned");
+        let routes: Vec<Option<&str>> = made.iter().map(|r| r.as_deref()).collect();
+        assert_eq!(routes, [Some("/a"), Some("/b"), None, None, Some("/a")]);
     }
 
     #[test]
@@ -265,6 +330,11 @@ mod tests {
         let a = interner.get("/a");
         assert!(Arc::ptr_eq(&a, &interner.get("/a")));
         let _b = interner.get("/b");
-        assert_eq!(&*interner.get("/c"), OVERFLOW);
+        let overflow = interner.get("/c");
+        assert_eq!(&*overflow, OVERFLOW);
+        assert!(
+            Arc::ptr_eq(&overflow, &interner.get("/d")),
+            "one overflow value"
+        );
     }
 }

@@ -9,7 +9,7 @@ use prometheus_client::registry::{Registry, Unit};
 use tower_layer::Layer;
 
 use super::family::{
-    CappedFamily, ClientLabels, Interner, MethodLabel, ServerLabels, TraceExemplar,
+    ClientLabels, Interner, MethodLabel, SeriesCache, ServerLabels, TraceExemplar,
 };
 use super::service::{ClientMetricsService, MetricsService};
 
@@ -21,12 +21,15 @@ pub const DURATION_BUCKETS: [f64; 14] = [
 /// Distinct label sets kept per metric unless configured otherwise.
 pub const DEFAULT_MAX_SERIES: usize = 2000;
 
-pub(crate) type DurationFamily<S> = CappedFamily<
-    S,
-    HistogramWithExemplars<TraceExemplar>,
-    fn() -> HistogramWithExemplars<TraceExemplar>,
->;
-pub(crate) type SizeFamily = CappedFamily<ServerLabels, Histogram, fn() -> Histogram>;
+/// The handles a server label set records into.
+#[derive(Debug)]
+pub(crate) struct ServerSeries {
+    pub(crate) duration: HistogramWithExemplars<TraceExemplar>,
+    pub(crate) request_size: Histogram,
+    pub(crate) response_size: Histogram,
+}
+
+type DurationHistogram = HistogramWithExemplars<TraceExemplar>;
 
 fn duration_histogram() -> HistogramWithExemplars<TraceExemplar> {
     HistogramWithExemplars::new(DURATION_BUCKETS.into_iter())
@@ -51,18 +54,27 @@ pub enum DurationEnd {
 /// What the server metrics layer records into.
 #[derive(Debug)]
 pub(crate) struct ServerMetrics {
-    pub(crate) duration: DurationFamily<ServerLabels>,
-    pub(crate) request_size: SizeFamily,
-    pub(crate) response_size: SizeFamily,
-    pub(crate) active: Family<MethodLabel, Gauge>,
+    pub(crate) series: SeriesCache<ServerLabels, ServerSeries>,
+    /// One gauge per normalised method, made up front: no lookup per request.
+    pub(crate) active: Vec<(&'static str, Gauge)>,
     pub(crate) routes: Interner,
     pub(crate) duration_end: DurationEnd,
+}
+
+impl ServerMetrics {
+    /// The in-flight gauge for a normalised method name.
+    pub(crate) fn active(&self, method: &'static str) -> Option<&Gauge> {
+        self.active
+            .iter()
+            .find(|(name, _)| std::ptr::eq(*name, method) || *name == method)
+            .map(|(_, gauge)| gauge)
+    }
 }
 
 /// What the client metrics layer records into.
 #[derive(Debug)]
 pub(crate) struct ClientMetrics {
-    pub(crate) duration: DurationFamily<ClientLabels>,
+    pub(crate) series: SeriesCache<ClientLabels, DurationHistogram>,
     pub(crate) addresses: Interner,
 }
 
@@ -190,12 +202,23 @@ impl MetricsBuilder {
             Unit::Bytes,
             response_size.clone(),
         );
+        let active_gauges = crate::semconv::METHOD_NAMES
+            .iter()
+            .map(|&method| (method, active.get_or_create_owned(&MethodLabel(method))))
+            .collect();
+        let series = SeriesCache::new(
+            move |labels: &ServerLabels| ServerSeries {
+                duration: duration.get_or_create_owned(labels),
+                request_size: request_size.get_or_create_owned(labels),
+                response_size: response_size.get_or_create_owned(labels),
+            },
+            self.max_series,
+            overflowed,
+        );
         MetricsLayer {
             metrics: Arc::new(ServerMetrics {
-                duration: CappedFamily::new(duration, self.max_series, overflowed.clone()),
-                request_size: CappedFamily::new(request_size, self.max_series, overflowed.clone()),
-                response_size: CappedFamily::new(response_size, self.max_series, overflowed),
-                active,
+                series,
+                active: active_gauges,
                 routes: Interner::new(self.max_series),
                 duration_end: self.duration_end,
             }),
@@ -214,9 +237,14 @@ impl MetricsBuilder {
             Unit::Seconds,
             duration.clone(),
         );
+        let series = SeriesCache::new(
+            move |labels: &ClientLabels| duration.get_or_create_owned(labels),
+            self.max_series,
+            overflowed,
+        );
         ClientMetricsLayer {
             metrics: Arc::new(ClientMetrics {
-                duration: CappedFamily::new(duration, self.max_series, overflowed),
+                series,
                 addresses: Interner::new(self.max_series),
             }),
         }

@@ -11,7 +11,7 @@ use tower_service::Service;
 use trace_core::SpanContext;
 use trace_core::current::with_current;
 
-use super::family::{ClientLabels, ErrorType, MethodLabel, ServerLabels, TraceExemplar};
+use super::family::{ClientLabels, ErrorType, ServerLabels, TraceExemplar};
 use super::layer::{ClientMetrics, DurationEnd, ServerMetrics};
 use crate::RequestStart;
 use crate::body::ResponseBody;
@@ -75,8 +75,7 @@ where
             .extensions()
             .get::<SpanContext>()
             .and_then(TraceExemplar::of);
-        let active =
-            ActiveRequest::start(metrics.active.get_or_create(&MethodLabel(method)).clone());
+        let active = metrics.active(method).cloned().map(ActiveRequest::start);
         let observer = MetricsObserver {
             start,
             exemplar,
@@ -182,7 +181,7 @@ enum Target {
         metrics: Arc<ServerMetrics>,
         labels: ServerLabels,
         request_size: Option<u64>,
-        _active: ActiveRequest,
+        _active: Option<ActiveRequest>,
     },
     Client {
         metrics: Arc<ClientMetrics>,
@@ -203,52 +202,46 @@ pub struct MetricsObserver {
 }
 
 impl MetricsObserver {
-    fn record_duration(&mut self) {
-        if self.duration_recorded {
-            return;
-        }
-        self.duration_recorded = true;
+    /// Records the duration (once) and, with `sizes`, the body sizes, in one series lookup.
+    fn record(&mut self, duration: bool, sizes: Option<Option<u64>>) {
+        let duration = duration && !self.duration_recorded;
+        self.duration_recorded |= duration;
         let seconds = self.start.elapsed().as_secs_f64();
         let (status, error, exemplar) = (self.status, self.error, self.exemplar);
         match &mut self.target {
             Target::Server {
-                metrics, labels, ..
+                metrics,
+                labels,
+                request_size,
+                ..
             } => {
                 labels.status = status;
                 labels.error = error;
-                metrics.duration.with(labels, |histogram| {
-                    histogram.observe(seconds, exemplar, None)
+                let request_size = if sizes.is_some() {
+                    request_size.take()
+                } else {
+                    None
+                };
+                metrics.series.with(labels, |series| {
+                    if duration {
+                        series.duration.observe(seconds, exemplar, None);
+                    }
+                    if let Some(size) = request_size {
+                        series.request_size.observe(size as f64);
+                    }
+                    if let Some(Some(size)) = sizes {
+                        series.response_size.observe(size as f64);
+                    }
                 });
             }
             Target::Client { metrics, labels } => {
-                labels.status = status;
-                labels.error = error;
-                metrics.duration.with(labels, |histogram| {
-                    histogram.observe(seconds, exemplar, None)
-                });
-            }
-        }
-    }
-
-    fn record_sizes(&mut self, response_bytes: Option<u64>) {
-        if let Target::Server {
-            metrics,
-            labels,
-            request_size,
-            ..
-        } = &mut self.target
-        {
-            labels.status = self.status;
-            labels.error = self.error;
-            if let Some(size) = request_size.take() {
-                metrics
-                    .request_size
-                    .with(labels, |histogram| histogram.observe(size as f64));
-            }
-            if let Some(size) = response_bytes {
-                metrics
-                    .response_size
-                    .with(labels, |histogram| histogram.observe(size as f64));
+                if duration {
+                    labels.status = status;
+                    labels.error = error;
+                    metrics.series.with(labels, |histogram| {
+                        histogram.observe(seconds, exemplar, None)
+                    });
+                }
             }
         }
     }
@@ -269,8 +262,7 @@ impl Observe for MetricsObserver {
         {
             self.error = Some(ErrorType::ResponseBody);
         }
-        self.record_duration();
-        self.record_sizes(Some(bytes));
+        self.record(true, Some(Some(bytes)));
     }
 }
 
@@ -316,7 +308,7 @@ where
                         .and_then(TraceExemplar::of);
                 }
                 if observer.duration_ends_at_headers() {
-                    observer.record_duration();
+                    observer.record(true, None);
                 }
                 Poll::Ready(Ok(
                     response.map(|body| ResponseBody::new(body, Some(observer)))
@@ -324,8 +316,7 @@ where
             }
             Err(error) => {
                 observer.error = Some(ErrorType::Other);
-                observer.record_duration();
-                observer.record_sizes(None);
+                observer.record(true, Some(None));
                 Poll::Ready(Err(error))
             }
         }
