@@ -11,10 +11,8 @@
 //! each other.
 
 use std::convert::Infallible;
-use std::future::{Future as _, ready};
-use std::pin::pin;
+use std::future::ready;
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll, Waker};
 
 use allocation_counter::AllocationInfo;
 use axum::extract::MatchedPath;
@@ -31,8 +29,11 @@ use trace_http::TraceLayer;
 use trace_http::body::ResponseBody;
 use trace_http::metrics::{MetricsLayer, MetricsObserver};
 
+mod drive;
 #[path = "../../trace-core/tests/support/mod.rs"]
 mod support;
+
+use drive::serve;
 
 type Handler =
     fn(Request<Full<Bytes>>) -> std::future::Ready<Result<Response<Full<Bytes>>, Infallible>>;
@@ -48,32 +49,6 @@ fn ok(
 
 fn bare() -> tower::util::ServiceFn<Handler> {
     service_fn(ok as Handler)
-}
-
-/// One request: ready check, call, one poll, the body drained to its end, everything dropped.
-fn serve<S, B>(service: &mut S, request: Request<Full<Bytes>>)
-where
-    S: Service<Request<Full<Bytes>>, Response = Response<B>>,
-    S::Error: std::fmt::Debug,
-    B: Body,
-    B::Error: std::fmt::Debug,
-{
-    let mut cx = Context::from_waker(Waker::noop());
-    let Poll::Ready(ready) = service.poll_ready(&mut cx) else {
-        panic!("the service is always ready");
-    };
-    ready.expect("the service never fails");
-    let Poll::Ready(response) = pin!(service.call(request)).poll(&mut cx) else {
-        panic!("the inner service answers at once");
-    };
-    let mut body = pin!(response.expect("the service never fails").into_body());
-    loop {
-        match body.as_mut().poll_frame(&mut cx) {
-            Poll::Ready(Some(frame)) => drop(frame.expect("the body never fails")),
-            Poll::Ready(None) => break,
-            Poll::Pending => panic!("the body is ready at once"),
-        }
-    }
 }
 
 /// Allocations of `requests` requests through `service`, after a warm-up request (it creates

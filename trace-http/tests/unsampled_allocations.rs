@@ -7,10 +7,8 @@
 //! each other.
 
 use std::convert::Infallible;
-use std::future::{Future as _, ready};
-use std::pin::pin;
+use std::future::ready;
 use std::sync::Arc;
-use std::task::{Context, Poll, Waker};
 
 use allocation_counter::AllocationInfo;
 use bytes::Bytes;
@@ -22,8 +20,11 @@ use trace_core::sampler::AlwaysOff;
 use trace_core::{NoopCollector, SpanContext, TraceFlags};
 use trace_http::TraceLayer;
 
+mod drive;
 #[path = "../../trace-core/tests/support/mod.rs"]
 mod support;
+
+use drive::serve;
 
 /// An extension a server or router put there before the trace layer runs (axum's `MatchedPath`,
 /// `ConnectInfo`, hyper's connection info...).
@@ -47,32 +48,6 @@ fn handler(
         assert!(context.is_none_or(|c| !c.is_sampled()));
         ready(Ok(Response::new(Full::new(Bytes::from_static(b"ok")))))
     })
-}
-
-/// One request: ready check, call, one poll, the body drained to its end, everything dropped.
-fn serve<S, B>(service: &mut S, request: Request<Full<Bytes>>)
-where
-    S: Service<Request<Full<Bytes>>, Response = Response<B>>,
-    S::Error: std::fmt::Debug,
-    B: Body,
-    B::Error: std::fmt::Debug,
-{
-    let mut cx = Context::from_waker(Waker::noop());
-    let Poll::Ready(ready) = service.poll_ready(&mut cx) else {
-        panic!("the service is always ready");
-    };
-    ready.expect("the service never fails");
-    let Poll::Ready(response) = pin!(service.call(request)).poll(&mut cx) else {
-        panic!("the inner service answers at once");
-    };
-    let mut body = pin!(response.expect("the service never fails").into_body());
-    loop {
-        match body.as_mut().poll_frame(&mut cx) {
-            Poll::Ready(Some(frame)) => drop(frame.expect("the body never fails")),
-            Poll::Ready(None) => break,
-            Poll::Pending => panic!("the body is ready at once"),
-        }
-    }
 }
 
 /// Allocations of one request through `service`, after a warm-up request (first use of the
