@@ -1,9 +1,31 @@
 //! Exporters that ship finished spans out of the process.
 //!
-//! This crate will hold the batching export pipeline (a bounded queue drained by a background
-//! task, with retries and health metrics) and the protocols behind cargo features: Jaeger agent
-//! and collector, OTLP over HTTP and gRPC, Zipkin v2, stdout, and a bridge to any
-//! `opentelemetry_sdk` span exporter, configured from the standard environment variables.
-//! Nothing is public yet: it arrives with its issue, built on [`trace_core`].
+//! (Crate documentation with a compiling example is completed when the pipeline lands.)
 
 #![forbid(unsafe_code)]
+
+mod export;
+mod resource;
+mod transport;
+
+pub mod pipeline;
+
+#[cfg(feature = "stdout")]
+pub mod stdout;
+
+#[cfg(feature = "opentelemetry")]
+pub mod bridge;
+
+#[cfg(any(feature = "jaeger-agent", feature = "jaeger-collector"))]
+pub mod jaeger;
+
+#[cfg(any(feature = "otlp-http", feature = "otlp-grpc"))]
+pub mod otlp;
+
+#[cfg(feature = "zipkin")]
+pub mod zipkin;
+
+pub mod config;
+
+pub use export::{ExportError, ExportFuture, ExportOutcome, ExportResult, SpanExporter};
+pub use resource::{Resource, SDK_NAME, SDK_VERSION};

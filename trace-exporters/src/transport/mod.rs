@@ -1,0 +1,4 @@
+//! Transports shared by the exporters that speak HTTP.
+
+#[cfg(feature = "http-transport")]
+pub(crate) mod http;
