@@ -253,7 +253,9 @@ $COMMAND
 
 Medians over $ROUNDS round(s). "added µs/req" is the mode's server CPU per request minus
 \`bare\`'s in the same round, median over rounds (each round's figure follows it); "× bare" is
-the median of the same-round throughput ratios. Targets (issue 8): \`tracewire\` adds at most
+the median of the same-round throughput ratios. "server busy" is the share of its core the
+server used: well below 100% means something else (wrk, the machine's other work) limited the
+run, and the throughput ratios mean little. Targets (issue 8): \`tracewire\` adds at most
 0.8 µs (≥ 0.90× bare), \`tracewire-unsampled\` at most 0.25 µs (≥ 0.96×).
 
 $TABLE

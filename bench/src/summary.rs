@@ -33,6 +33,12 @@ impl Run {
         self.requests as f64 / self.duration_s
     }
 
+    /// The share of one core the server used: below ~95% it was not the bottleneck (the load
+    /// generator or other work on the machine was), and the throughput ratios mean little.
+    fn busy(&self) -> f64 {
+        self.cpu_ticks as f64 / self.clock_ticks_per_s as f64 / self.duration_s
+    }
+
     fn cpu_us_per_request(&self) -> f64 {
         self.cpu_ticks as f64 * 1e6 / self.clock_ticks_per_s as f64 / self.requests.max(1) as f64
     }
@@ -141,6 +147,8 @@ pub(crate) struct ModeSummary {
     pub(crate) throughput_ratio: Option<f64>,
     pub(crate) p50_us: f64,
     pub(crate) p99_us: f64,
+    /// Median share of one core the server used in the measured runs.
+    pub(crate) busy: f64,
     pub(crate) cpu_us_per_request: f64,
     /// Median over rounds of this mode's CPU per request minus `bare`'s in the same round.
     pub(crate) added_cpu_us: Option<f64>,
@@ -206,6 +214,7 @@ pub(crate) fn summarize(runs: &[Run]) -> Vec<ModeSummary> {
                 throughput_ratio: median(ratios),
                 p50_us: each(|run| run.p50_us).unwrap_or(0.0),
                 p99_us: each(|run| run.p99_us).unwrap_or(0.0),
+                busy: each(Run::busy).unwrap_or(0.0),
                 cpu_us_per_request: each(Run::cpu_us_per_request).unwrap_or(0.0),
                 added_cpu_us: median(added.clone()),
                 added_cpu_us_per_round: added,
@@ -227,9 +236,9 @@ pub(crate) fn summarize(runs: &[Run]) -> Vec<ModeSummary> {
 pub(crate) fn markdown(summaries: &[ModeSummary]) -> String {
     let mut out = String::new();
     out.push_str(
-        "| mode | rounds | req/s | × bare | p50 µs | p99 µs | CPU µs/req | added µs/req | added per round | peak RSS MiB | spans/req | dropped/req | errors | target |\n",
+        "| mode | rounds | req/s | × bare | p50 µs | p99 µs | server busy | CPU µs/req | added µs/req | added per round | peak RSS MiB | spans/req | dropped/req | errors | target |\n",
     );
-    out.push_str("|---|--:|--:|--:|--:|--:|--:|--:|---|--:|--:|--:|--:|---|\n");
+    out.push_str("|---|--:|--:|--:|--:|--:|--:|--:|--:|---|--:|--:|--:|--:|---|\n");
     let opt = |value: Option<f64>, digits: usize| {
         value.map_or_else(|| "-".to_owned(), |v| format!("{v:.digits$}"))
     };
@@ -253,13 +262,14 @@ pub(crate) fn markdown(summaries: &[ModeSummary]) -> String {
         };
         let _ = writeln!(
             out,
-            "| {} | {} | {:.0} | {} | {:.0} | {:.0} | {:.2} | {} | {} | {:.1} | {:.3} | {} | {} | {} |",
+            "| {} | {} | {:.0} | {} | {:.0} | {:.0} | {:.0}% | {:.2} | {} | {} | {:.1} | {:.3} | {} | {} | {} |",
             s.mode,
             s.rounds,
             s.requests_per_s,
             opt(s.throughput_ratio, 3),
             s.p50_us,
             s.p99_us,
+            s.busy * 100.0,
             s.cpu_us_per_request,
             opt(s.added_cpu_us, 2),
             per_round.join(", "),
