@@ -1,0 +1,225 @@
+//! The server under test, one router per mode, all serving the same handler.
+
+use std::borrow::Cow;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{MatchedPath, Path};
+use axum::routing::get;
+use clap::ValueEnum;
+use opentelemetry::propagation::TextMapPropagator;
+use opentelemetry::trace::TracerProvider as _;
+use opentelemetry_sdk::Resource;
+use opentelemetry_sdk::propagation::TraceContextPropagator;
+use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider};
+use prometheus_client::registry::Registry;
+use serde::Serialize;
+use trace_core::Collector;
+use trace_core::sampler::AlwaysOff;
+use trace_http::TraceLayer;
+use trace_http::metrics::{MetricsBuilder, metrics_service};
+use tracing_opentelemetry::OpenTelemetrySpanExt as _;
+use tracing_subscriber::filter::LevelFilter;
+use tracing_subscriber::layer::SubscriberExt as _;
+use tracing_subscriber::util::SubscriberInitExt as _;
+
+/// The `service.name` every traced mode reports.
+const SERVICE_NAME: &str = "tracewire-bench";
+
+/// What wraps the handler.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum Mode {
+    /// The handler alone: the baseline every other mode is compared with.
+    Bare,
+    /// tracewire's `TraceLayer` + `MetricsLayer` (exemplars), every request sampled, spans
+    /// exported over OTLP/HTTP.
+    Tracewire,
+    /// The same stack with the request unsampled (root sampler never; the load generator sends
+    /// an unsampled `traceparent`, which the parent-based sampler follows).
+    TracewireUnsampled,
+    /// tracewire's `MetricsLayer` alone.
+    TracewireMetrics,
+    /// tower-http `TraceLayer` + tracing-subscriber + tracing-opentelemetry + opentelemetry-otlp
+    /// (HTTP/protobuf, batch processor), sampler always on.
+    Otel,
+    /// The same with the sampler always off.
+    OtelOff,
+    /// fastrace-axum + fastrace-opentelemetry exporting over OTLP/HTTP.
+    Fastrace,
+    /// axum-prometheus' metrics layer.
+    AxumPrometheus,
+}
+
+/// Work left for after the server stopped: flushing the spans still buffered.
+pub(crate) type Finish = Box<dyn FnOnce() + Send>;
+
+/// Errors while setting a mode up.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum SetupError {
+    /// The OTLP exporter could not be built.
+    #[error("building the OTLP exporter: {0}")]
+    Exporter(#[from] opentelemetry_otlp::ExporterBuildError),
+    /// A global tracing subscriber was already installed.
+    #[error("installing the tracing subscriber: {0}")]
+    Subscriber(#[from] tracing_subscriber::util::TryInitError),
+}
+
+/// The response body: a small JSON object, as a typical API returns.
+#[derive(Debug, Serialize)]
+struct User {
+    id: u64,
+    name: &'static str,
+    email: &'static str,
+    active: bool,
+}
+
+/// `GET /users/{id}`, the same in every mode.
+async fn get_user(Path(id): Path<u64>) -> axum::Json<User> {
+    axum::Json(User {
+        id,
+        name: "Ada Lovelace",
+        email: "ada@example.com",
+        active: true,
+    })
+}
+
+fn users() -> Router {
+    Router::new().route("/users/{id}", get(get_user))
+}
+
+/// The router for `mode`, exporting spans (where the mode traces) to the OTLP/HTTP collector at
+/// `otlp_endpoint` (a base URL such as `http://127.0.0.1:4318`), and what to run after the
+/// server stopped. `runtime` is the runtime that will serve it.
+pub(crate) fn app(
+    mode: Mode,
+    otlp_endpoint: &str,
+    runtime: &tokio::runtime::Handle,
+) -> Result<(Router, Finish), SetupError> {
+    let nothing: Finish = Box::new(|| {});
+    Ok(match mode {
+        Mode::Bare => (users(), nothing),
+        Mode::Tracewire | Mode::TracewireUnsampled => {
+            let mut registry = Registry::default();
+            let metrics = MetricsBuilder::new().server(&mut registry);
+            let (collector, finish) = tracewire_collector(otlp_endpoint, &mut registry);
+            let mut trace = TraceLayer::new(collector).service_name(SERVICE_NAME);
+            if mode == Mode::TracewireUnsampled {
+                trace = trace.sampler(AlwaysOff);
+            }
+            let router = users()
+                .layer(metrics)
+                .layer(trace)
+                .route_service("/metrics", metrics_service(Arc::new(registry)));
+            (router, finish)
+        }
+        Mode::TracewireMetrics => {
+            let mut registry = Registry::default();
+            let metrics = MetricsBuilder::new().server(&mut registry);
+            let router = users()
+                .layer(metrics)
+                .route_service("/metrics", metrics_service(Arc::new(registry)));
+            (router, nothing)
+        }
+        Mode::Otel => otel(otlp_endpoint, Sampler::AlwaysOn)?,
+        Mode::OtelOff => otel(otlp_endpoint, Sampler::AlwaysOff)?,
+        Mode::Fastrace => fastrace(otlp_endpoint)?,
+        Mode::AxumPrometheus => {
+            // Its handle spawns the histogram upkeep task on the current runtime.
+            let _entered = runtime.enter();
+            let (layer, handle) = axum_prometheus::PrometheusMetricLayer::pair();
+            let router = users()
+                .layer(layer)
+                .route("/metrics", get(move || std::future::ready(handle.render())));
+            (router, nothing)
+        }
+    })
+}
+
+/// tracewire's span pipeline to the OTLP/HTTP collector at `otlp_endpoint`, its health metrics
+/// registered into `registry`, and the flush to run at shutdown.
+fn tracewire_collector(
+    otlp_endpoint: &str,
+    registry: &mut Registry,
+) -> (Arc<dyn Collector>, Finish) {
+    // LEAD: swap in BatchExporter + OtlpHttpExporter once merged (registering the exporter's
+    // health metrics, `trace_exporter_spans_dropped_total` among them, into `registry`, and
+    // flushing it in the returned `Finish`).
+    let _ = (otlp_endpoint, registry);
+    (Arc::new(trace_core::NoopCollector), Box::new(|| {}))
+}
+
+/// The OTLP/HTTP protobuf span exporter of opentelemetry-otlp, with its default client.
+fn otlp_exporter(otlp_endpoint: &str) -> Result<opentelemetry_otlp::SpanExporter, SetupError> {
+    use opentelemetry_otlp::{Protocol, WithExportConfig as _};
+    Ok(opentelemetry_otlp::SpanExporter::builder()
+        .with_http()
+        .with_protocol(Protocol::HttpBinary)
+        .with_endpoint(format!("{}/v1/traces", otlp_endpoint.trim_end_matches('/')))
+        .build()?)
+}
+
+/// The setup the OpenTelemetry documentation leads to: a tracer provider with the batch
+/// processor, tracing-opentelemetry under an INFO filter, and tower-http's `TraceLayer` making
+/// an INFO server span per request that continues the caller's W3C trace.
+fn otel(otlp_endpoint: &str, sampler: Sampler) -> Result<(Router, Finish), SetupError> {
+    let provider = SdkTracerProvider::builder()
+        .with_sampler(sampler)
+        .with_batch_exporter(otlp_exporter(otlp_endpoint)?)
+        .with_resource(Resource::builder().with_service_name(SERVICE_NAME).build())
+        .build();
+    let tracer = provider.tracer(SERVICE_NAME);
+    tracing_subscriber::registry()
+        .with(LevelFilter::INFO)
+        .with(tracing_opentelemetry::layer().with_tracer(tracer))
+        .try_init()?;
+
+    let propagator = TraceContextPropagator::new();
+    let layer = tower_http::trace::TraceLayer::new_for_http()
+        .make_span_with(move |request: &http::Request<axum::body::Body>| {
+            let route = request
+                .extensions()
+                .get::<MatchedPath>()
+                .map_or("", MatchedPath::as_str);
+            let span = tracing::info_span!(
+                "request",
+                otel.name = %format_args!("{} {}", request.method(), route),
+                otel.kind = "server",
+                http.request.method = %request.method(),
+                http.route = route,
+                url.path = request.uri().path(),
+                http.response.status_code = tracing::field::Empty,
+            );
+            let parent =
+                propagator.extract(&opentelemetry_http::HeaderExtractor(request.headers()));
+            // Fails only without the OpenTelemetry layer, which is installed above.
+            let _ = span.set_parent(parent);
+            span
+        })
+        .on_response(
+            |response: &http::Response<axum::body::Body>,
+             _latency: std::time::Duration,
+             span: &tracing::Span| {
+                span.record("http.response.status_code", response.status().as_u16());
+            },
+        );
+    let finish: Finish = Box::new(move || {
+        // Flushes the batch; an error here only means spans were lost, which the sink shows.
+        let _ = provider.shutdown();
+    });
+    Ok((users().layer(layer), finish))
+}
+
+/// fastrace's axum layer, reporting through fastrace-opentelemetry to the same OTLP exporter.
+fn fastrace(otlp_endpoint: &str) -> Result<(Router, Finish), SetupError> {
+    let reporter = fastrace_opentelemetry::OpenTelemetryReporter::new(
+        otlp_exporter(otlp_endpoint)?,
+        Cow::Owned(Resource::builder().with_service_name(SERVICE_NAME).build()),
+        opentelemetry::InstrumentationScope::builder(SERVICE_NAME).build(),
+    );
+    fastrace::set_reporter(reporter, fastrace::collector::Config::default());
+    let finish: Finish = Box::new(fastrace::flush);
+    Ok((
+        users().layer(fastrace_axum::FastraceLayer::default()),
+        finish,
+    ))
+}
