@@ -135,12 +135,19 @@ impl JaegerAgentExporter {
                 self.socket = AgentSocket::Tokio(socket);
             }
             AgentSocket::Closed => {
-                let address = tokio::net::lookup_host(self.endpoint.as_str())
+                let addresses: Vec<SocketAddr> = tokio::net::lookup_host(self.endpoint.as_str())
                     .await
                     .map_err(|error| {
                         ExportError::retryable(format!("resolving {}: {error}", self.endpoint))
                     })?
-                    .next()
+                    .collect();
+                // IPv4 first, as Jaeger's own clients do: agents commonly listen on IPv4 only,
+                // while `localhost` may resolve to `::1` first.
+                let address = addresses
+                    .iter()
+                    .find(|address| address.is_ipv4())
+                    .or_else(|| addresses.first())
+                    .copied()
                     .ok_or_else(|| {
                         ExportError::retryable(format!("{} has no address", self.endpoint))
                     })?;
