@@ -210,10 +210,10 @@ impl JaegerAgentExporter {
             self.group.push(span);
             group_bytes += len;
         }
-        if !self.group.is_empty() {
-            if let Err(error) = self.send_group().await {
-                return self.send_failed(error, datagrams, batch.len() - sent_spans);
-            }
+        if !self.group.is_empty()
+            && let Err(error) = self.send_group().await
+        {
+            return self.send_failed(error, datagrams, batch.len() - sent_spans);
         }
         Ok(if too_large > 0 {
             ExportOutcome::with_dropped(too_large, TOO_LARGE)

@@ -36,7 +36,7 @@
 //! ```
 
 use std::borrow::Cow;
-use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::net::{IpAddr, SocketAddr};
 
 use trace_core::KeyValue;
 
@@ -267,13 +267,14 @@ impl ProcessTags {
 
 /// The local address the operating system would send from to reach `destination`. Connecting a
 /// UDP socket only consults the routing table; nothing is sent.
+#[cfg(feature = "jaeger-collector")]
 pub(crate) fn local_ip_towards(destination: SocketAddr) -> Option<IpAddr> {
     let bind: SocketAddr = if destination.is_ipv4() {
         (IpAddr::from([0u8; 4]), 0).into()
     } else {
         (IpAddr::from([0u16; 8]), 0).into()
     };
-    let socket = UdpSocket::bind(bind).ok()?;
+    let socket = std::net::UdpSocket::bind(bind).ok()?;
     socket.connect(destination).ok()?;
     let ip = socket.local_addr().ok()?.ip();
     (!ip.is_unspecified()).then_some(ip)

@@ -94,6 +94,7 @@ pub(crate) fn varint(out: &mut Vec<u8>, mut value: u64) {
 }
 
 /// How many bytes [`varint`] writes for `value`.
+#[cfg(any(feature = "jaeger-agent", test))]
 pub(crate) const fn varint_len(value: u64) -> usize {
     let bits = 64 - (value | 1).leading_zeros() as usize;
     bits.div_ceil(7)
