@@ -28,4 +28,8 @@ pub mod zipkin;
 pub mod config;
 
 pub use export::{ExportError, ExportFuture, ExportOutcome, ExportResult, SpanExporter};
+#[cfg(feature = "jaeger-agent")]
+pub use jaeger::JaegerAgentExporter;
+#[cfg(feature = "jaeger-collector")]
+pub use jaeger::JaegerCollectorExporter;
 pub use resource::{Resource, SDK_NAME, SDK_VERSION};

@@ -49,6 +49,7 @@ pub(crate) enum HttpTransportError {
     #[error("`{0}` is not an absolute http:// or https:// URL")]
     BadUrl(String),
     /// An `https` URL without TLS support compiled in.
+    #[cfg_attr(feature = "tls", allow(dead_code))]
     #[error("`{0}` needs TLS, but trace-exporters was built without its `tls` feature")]
     NoTls(String),
 }
