@@ -29,3 +29,9 @@ pub mod config;
 
 pub use export::{ExportError, ExportFuture, ExportOutcome, ExportResult, SpanExporter};
 pub use resource::{Resource, SDK_NAME, SDK_VERSION};
+
+#[cfg(feature = "clap")]
+pub use config::ExporterArgs;
+pub use config::{ConfigError, ExporterConfig, ExporterKind};
+#[cfg(feature = "zipkin")]
+pub use zipkin::{ZipkinError, ZipkinExporter};
