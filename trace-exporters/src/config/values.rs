@@ -84,6 +84,19 @@ fn check_uri(uri: &Uri) -> Result<(), Problem> {
     if uri.host().is_none_or(str::is_empty) {
         return Err("is a URL without a host".into());
     }
+    // `Uri` accepts any text after the host's colon; a port must be a number.
+    let authority = uri.authority().map_or("", |authority| authority.as_str());
+    let host_and_port = authority
+        .rsplit_once('@')
+        .map_or(authority, |(_, rest)| rest);
+    let after_host = host_and_port
+        .rsplit_once(']')
+        .map_or(host_and_port, |(_, rest)| rest);
+    if let Some((_, port)) = after_host.rsplit_once(':') {
+        if port.parse::<u16>().is_err() {
+            return Err("has a port that is not a number (1-65535)".into());
+        }
+    }
     Ok(())
 }
 
