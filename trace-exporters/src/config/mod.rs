@@ -393,14 +393,14 @@ impl ExporterConfig {
             &otlp.timeout.as_millis().to_string(),
             values::check_positive_duration(otlp.timeout),
         )?;
-        if let Some(path) = &otlp.certificate {
-            if path.as_os_str().is_empty() {
-                return Err(ConfigError::invalid(
-                    "otlp.certificate",
-                    "",
-                    "is not a file path",
-                ));
-            }
+        if let Some(path) = &otlp.certificate
+            && path.as_os_str().is_empty()
+        {
+            return Err(ConfigError::invalid(
+                "otlp.certificate",
+                "",
+                "is not a file path",
+            ));
         }
         let jaeger = &self.jaeger;
         check(

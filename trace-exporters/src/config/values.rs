@@ -92,10 +92,10 @@ fn check_uri(uri: &Uri) -> Result<(), Problem> {
     let after_host = host_and_port
         .rsplit_once(']')
         .map_or(host_and_port, |(_, rest)| rest);
-    if let Some((_, port)) = after_host.rsplit_once(':') {
-        if port.parse::<u16>().is_err() {
-            return Err("has a port that is not a number (1-65535)".into());
-        }
+    if let Some((_, port)) = after_host.rsplit_once(':')
+        && port.parse::<u16>().is_err()
+    {
+        return Err("has a port that is not a number (1-65535)".into());
     }
     Ok(())
 }
