@@ -485,17 +485,17 @@ const BAD_VALUES: &[(&str, &str, &str)] = &[
     (
         "OTEL_RESOURCE_ATTRIBUTES",
         "team",
-        "has an entry without `key=value` form",
+        "has entry \"team\", which is not `key=value`",
     ),
     (
         "OTEL_RESOURCE_ATTRIBUTES",
         "a=1,=2",
-        "has an entry with an empty key",
+        "has entry \"=2\", which has an empty key",
     ),
     (
         "OTEL_RESOURCE_ATTRIBUTES",
         "a=%C3%28",
-        "is not UTF-8 once percent-decoded",
+        "which is not UTF-8 once percent-decoded",
     ),
     ("TRACES_SAMPLER", "probabilistic", "is not a sampler"),
     ("TRACES_SAMPLER_ARG", "half", "is not a number"),
@@ -557,17 +557,17 @@ const BAD_VALUES: &[(&str, &str, &str)] = &[
     (
         "OTEL_EXPORTER_OTLP_HEADERS",
         "api key=1",
-        "which is not a valid HTTP header name",
+        "has \"api key\", which is not a valid HTTP header name",
     ),
     (
         "OTEL_EXPORTER_OTLP_HEADERS",
         "a=%0A",
-        "which is not a valid HTTP header value",
+        "has a value for \"a\" that is not a valid HTTP header value",
     ),
     (
         "OTEL_EXPORTER_OTLP_HEADERS",
         "novalue",
-        "has an entry without `key=value` form",
+        "has entry 1, which is not `key=value`",
     ),
     (
         "OTEL_EXPORTER_OTLP_TIMEOUT",
@@ -608,7 +608,7 @@ const BAD_VALUES: &[(&str, &str, &str)] = &[
     (
         "TRACES_EXPORTER_JAEGER_TAGS",
         "a=1,b",
-        "has an entry without `key=value` form",
+        "has entry \"b\", which is not `key=value`",
     ),
     (
         "JAEGER_ENDPOINT",
@@ -638,7 +638,20 @@ fn bad_values_are_rejected_naming_the_variable_and_the_value() {
         let error = error(&[(variable, value)]);
         assert_eq!(error.setting(), *variable, "{error}");
         let message = error.to_string();
-        let expected_start = format!("{variable}={value:?} ");
+        // Header values are credentials: the message shows the names only.
+        let shown = if *variable == "OTEL_EXPORTER_OTLP_HEADERS" {
+            value
+                .split(',')
+                .map(|entry| match entry.split_once('=') {
+                    Some((name, _)) => format!("{}=<redacted>", name.trim()),
+                    None => "<redacted>".to_owned(),
+                })
+                .collect::<Vec<_>>()
+                .join(",")
+        } else {
+            (*value).to_owned()
+        };
+        let expected_start = format!("{variable}={shown:?} ");
         assert!(
             message.starts_with(&expected_start) && message.contains(problem),
             "{variable}={value:?}: {message}"
@@ -660,6 +673,37 @@ fn bad_values_are_rejected_naming_the_variable_and_the_value() {
             setting.variable
         );
     }
+}
+
+#[test]
+fn header_values_never_show_in_messages_or_debug_output() {
+    let secret = "Bearer%20s3cr3t%0A";
+    let error = error(&[(
+        "OTEL_EXPORTER_OTLP_HEADERS",
+        &format!("authorization={secret}"),
+    )]);
+    let message = error.to_string();
+    assert_eq!(
+        message,
+        r#"OTEL_EXPORTER_OTLP_HEADERS="authorization=<redacted>" has a value for "authorization" that is not a valid HTTP header value"#
+    );
+    let config = config(&[(
+        "OTEL_EXPORTER_OTLP_HEADERS",
+        "authorization=Bearer%20s3cr3t",
+    )]);
+    let debug = format!("{config:?}");
+    assert!(
+        !debug.contains("s3cr3t") && debug.contains("authorization"),
+        "{debug}"
+    );
+    let mut from_file = ExporterConfig::default();
+    from_file
+        .otlp
+        .headers
+        .insert("authorization".into(), "s3cr3t\n".into());
+    let error = from_file.validate().expect_err("bad header value");
+    assert!(!error.to_string().contains("s3cr3t"), "{error}");
+    assert_eq!(error.setting(), "otlp.headers");
 }
 
 #[test]

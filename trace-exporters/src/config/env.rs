@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use super::values::{self, Problem};
+use super::values::{self, PairsFormat, Problem};
 use super::{
     Compression, ConfigError, ExporterConfig, ExporterKind, OtlpProtocol, Propagators, SamplerName,
 };
@@ -11,7 +11,7 @@ impl ExporterConfig {
     /// The defaults, overridden by the process's environment variables (see
     /// [`reference`](Self::reference) for the list).
     pub fn from_env() -> Result<Self, ConfigError> {
-        Self::from_lookup(|name| std::env::var(name).ok())
+        Self::from_lookup(process_env)
     }
 
     /// The defaults, overridden by the variables `lookup` finds. Tests pass a map's lookup here,
@@ -38,7 +38,7 @@ impl ExporterConfig {
     /// Lets the process's environment variables override this configuration (typically loaded
     /// from a file).
     pub fn apply_env_vars(&mut self) -> Result<(), ConfigError> {
-        self.apply_env(|name| std::env::var(name).ok())
+        self.apply_env(process_env)
     }
 
     /// Lets the variables `lookup` finds override this configuration, then checks the result
@@ -94,7 +94,7 @@ impl ExporterConfig {
     fn read_service(&mut self, env: &Env<'_>) -> Result<(), ConfigError> {
         let mut service_name_attribute = None;
         if let Some(pairs) = env.parse("OTEL_RESOURCE_ATTRIBUTES", |value| {
-            values::parse_key_values(value, true)
+            values::parse_key_values(value, PairsFormat::RESOURCE)
         })? {
             for (key, value) in pairs {
                 // Lifted into their own fields, so that the environment's values replace a
@@ -197,12 +197,11 @@ impl ExporterConfig {
         if let Some(endpoint) = env.parse("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", url)? {
             otlp.traces_endpoint = Some(endpoint);
         }
-        if let Some(headers) = env.parse("OTEL_EXPORTER_OTLP_HEADERS", |value| {
-            let pairs = values::parse_key_values(value, true)?;
+        // Header values carry credentials: errors show the list with its values redacted.
+        if let Some(headers) = env.parse_secret("OTEL_EXPORTER_OTLP_HEADERS", |value| {
+            let pairs = values::parse_key_values(value, PairsFormat::HEADERS)?;
             for (name, value) in &pairs {
-                values::header(name, value).map_err(|(bad, problem)| {
-                    Problem::from(format!("has {bad:?}, which {problem}"))
-                })?;
+                values::header(name, value)?;
             }
             Ok(pairs)
         })? {
@@ -245,7 +244,7 @@ impl ExporterConfig {
             jaeger.service_name = Some(name);
         }
         if let Some(tags) = env.parse("TRACES_EXPORTER_JAEGER_TAGS", |value| {
-            values::parse_key_values(value, false)
+            values::parse_key_values(value, PairsFormat::PLAIN)
         })? {
             jaeger.tags.extend(tags);
         }
@@ -279,14 +278,38 @@ impl Env<'_> {
         name: &'static str,
         parse: impl FnOnce(&str) -> Result<T, Problem>,
     ) -> Result<Option<T>, ConfigError> {
+        self.parse_showing(name, str::to_owned, parse)
+    }
+
+    /// As [`parse`](Self::parse) for a `key=value` list of secrets: an error shows the keys only.
+    fn parse_secret<T>(
+        &self,
+        name: &'static str,
+        parse: impl FnOnce(&str) -> Result<T, Problem>,
+    ) -> Result<Option<T>, ConfigError> {
+        self.parse_showing(name, values::redact_pairs, parse)
+    }
+
+    fn parse_showing<T>(
+        &self,
+        name: &'static str,
+        show: impl FnOnce(&str) -> String,
+        parse: impl FnOnce(&str) -> Result<T, Problem>,
+    ) -> Result<Option<T>, ConfigError> {
         let Some(value) = self.get(name) else {
             return Ok(None);
         };
         match parse(&value) {
             Ok(parsed) => Ok(Some(parsed)),
-            Err(problem) => Err(ConfigError::invalid(name, value, problem)),
+            Err(problem) => Err(ConfigError::invalid(name, show(&value), problem)),
         }
     }
+}
+
+/// A variable of this process. A value that is not UTF-8 is read lossily rather than ignored, so
+/// that it fails its check visibly instead of silently leaving the default.
+fn process_env(name: &str) -> Option<String> {
+    std::env::var_os(name).map(|value| value.to_string_lossy().into_owned())
 }
 
 fn trimmed(value: &str) -> Result<String, Problem> {

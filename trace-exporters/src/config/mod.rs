@@ -813,8 +813,9 @@ impl BatchSettings {
     }
 }
 
-/// The OTLP exporters' settings (`OTEL_EXPORTER_OTLP_*`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// The OTLP exporters' settings (`OTEL_EXPORTER_OTLP_*`). Their `Debug` output shows header
+/// names but not their values, which usually carry credentials.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct OtlpSettings {
     /// The base URL (`OTEL_EXPORTER_OTLP_ENDPOINT`); `None` for the protocol's default
@@ -857,6 +858,26 @@ impl Default for OtlpSettings {
             certificate: None,
             insecure: false,
         }
+    }
+}
+
+impl fmt::Debug for OtlpSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let headers: BTreeMap<&str, &str> = self
+            .headers
+            .keys()
+            .map(|name| (name.as_str(), values::REDACTED))
+            .collect();
+        f.debug_struct("OtlpSettings")
+            .field("endpoint", &self.endpoint)
+            .field("traces_endpoint", &self.traces_endpoint)
+            .field("protocol", &self.protocol)
+            .field("headers", &headers)
+            .field("timeout", &self.timeout)
+            .field("compression", &self.compression)
+            .field("certificate", &self.certificate)
+            .field("insecure", &self.insecure)
+            .finish()
     }
 }
 

@@ -166,37 +166,50 @@ pub(super) fn host_port(host: &str, port: u16) -> String {
     }
 }
 
+/// The header map, or an error that names the bad header but shows no header value (they carry
+/// credentials).
 pub(super) fn header_map(
     headers: &BTreeMap<String, String>,
     setting: &'static str,
 ) -> Result<HeaderMap, ConfigError> {
     let mut map = HeaderMap::with_capacity(headers.len());
     for (name, value) in headers {
-        let (header_name, header_value) = header(name, value)
-            .map_err(|(bad, problem)| ConfigError::invalid(setting, bad, problem))?;
+        let (header_name, header_value) = header(name, value).map_err(|problem| {
+            let redacted = headers
+                .keys()
+                .map(|key| format!("{key}={REDACTED}"))
+                .collect::<Vec<_>>()
+                .join(",");
+            ConfigError::invalid(setting, redacted, problem)
+        })?;
         map.append(header_name, header_value);
     }
     Ok(map)
 }
 
-/// One header, or the part that is bad and why.
-pub(super) fn header(
-    name: &str,
-    value: &str,
-) -> Result<(HeaderName, HeaderValue), (String, Problem)> {
-    let header_name = HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
-        (
-            name.to_owned(),
-            Problem::from("is not a valid HTTP header name"),
-        )
-    })?;
-    let header_value = HeaderValue::from_str(value).map_err(|_| {
-        (
-            value.to_owned(),
-            Problem::from("is not a valid HTTP header value"),
-        )
-    })?;
+/// What stands for a secret in error messages.
+pub(super) const REDACTED: &str = "<redacted>";
+
+/// One header, or why it cannot be sent (naming the header, never showing its value).
+pub(super) fn header(name: &str, value: &str) -> Result<(HeaderName, HeaderValue), Problem> {
+    let header_name = HeaderName::from_bytes(name.as_bytes())
+        .map_err(|_| format!("has {name:?}, which is not a valid HTTP header name"))?;
+    let header_value = HeaderValue::from_str(value)
+        .map_err(|_| format!("has a value for {name:?} that is not a valid HTTP header value"))?;
     Ok((header_name, header_value))
+}
+
+/// A `key=value,...` list with the values replaced, for error messages about secrets.
+pub(super) fn redact_pairs(list: &str) -> String {
+    list.split(',')
+        .map(str::trim)
+        .filter(|entry| !entry.is_empty())
+        .map(|entry| match entry.split_once('=') {
+            Some((key, _)) => format!("{}={REDACTED}", key.trim()),
+            None => REDACTED.to_owned(),
+        })
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 pub(super) fn parse_millis(value: &str) -> Result<Duration, Problem> {
@@ -254,34 +267,62 @@ pub(super) fn parse_number(value: &str) -> Result<f64, Problem> {
         .ok_or_else(|| Problem::from("is not a number"))
 }
 
-/// `key=value` pairs separated by commas (white space around each part ignored; empty entries
-/// skipped), percent-decoded when `decode` (the OpenTelemetry encoding of
-/// `OTEL_RESOURCE_ATTRIBUTES` and `OTEL_EXPORTER_OTLP_HEADERS`).
-pub(super) fn parse_key_values(
-    value: &str,
-    decode: bool,
-) -> Result<Vec<(String, String)>, Problem> {
-    let decode_part = |part: &str, entry: &str| -> Result<String, Problem> {
-        if !decode {
-            return Ok(part.to_owned());
-        }
-        percent_encoding::percent_decode_str(part)
-            .decode_utf8()
-            .map(Cow::into_owned)
-            .map_err(|_| {
-                format!("has an entry that is not UTF-8 once percent-decoded: {entry:?}").into()
-            })
+/// How a `key=value,key=value` list is written.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct PairsFormat {
+    /// Keys and values are percent-decoded (the OpenTelemetry encoding of
+    /// `OTEL_RESOURCE_ATTRIBUTES` and `OTEL_EXPORTER_OTLP_HEADERS`).
+    pub(super) percent_encoded: bool,
+    /// Values are secrets (headers): error messages point at an entry by its position.
+    pub(super) secret_values: bool,
+}
+
+impl PairsFormat {
+    pub(super) const RESOURCE: Self = Self {
+        percent_encoded: true,
+        secret_values: false,
     };
+    pub(super) const HEADERS: Self = Self {
+        percent_encoded: true,
+        secret_values: true,
+    };
+    pub(super) const PLAIN: Self = Self {
+        percent_encoded: false,
+        secret_values: false,
+    };
+}
+
+/// `key=value` pairs separated by commas (white space around each part ignored; empty entries
+/// skipped).
+pub(super) fn parse_key_values(
+    list: &str,
+    format: PairsFormat,
+) -> Result<Vec<(String, String)>, Problem> {
     let mut pairs = Vec::new();
-    for entry in value.split(',').map(str::trim).filter(|e| !e.is_empty()) {
-        let (key, value) = entry.split_once('=').ok_or_else(|| {
-            Problem::from(format!("has an entry without `key=value` form: {entry:?}"))
-        })?;
-        let key = decode_part(key.trim(), entry)?;
+    let entries = list.split(',').map(str::trim).filter(|e| !e.is_empty());
+    for (index, entry) in entries.enumerate() {
+        let which = if format.secret_values {
+            format!("entry {}", index + 1)
+        } else {
+            format!("entry {entry:?}")
+        };
+        let decode = |part: &str| -> Result<String, Problem> {
+            if !format.percent_encoded {
+                return Ok(part.to_owned());
+            }
+            percent_encoding::percent_decode_str(part)
+                .decode_utf8()
+                .map(Cow::into_owned)
+                .map_err(|_| format!("has {which}, which is not UTF-8 once percent-decoded").into())
+        };
+        let (key, value) = entry
+            .split_once('=')
+            .ok_or_else(|| Problem::from(format!("has {which}, which is not `key=value`")))?;
+        let key = decode(key.trim())?;
         if key.is_empty() {
-            return Err(format!("has an entry with an empty key: {entry:?}").into());
+            return Err(format!("has {which}, which has an empty key").into());
         }
-        pairs.push((key, decode_part(value.trim(), entry)?));
+        pairs.push((key, decode(value.trim())?));
     }
     Ok(pairs)
 }
@@ -342,6 +383,21 @@ mod tests {
     }
 
     #[test]
+    fn secrets_stay_out_of_messages() {
+        let problem = parse_key_values("authorization", PairsFormat::HEADERS).expect_err("bad");
+        assert_eq!(problem, "has entry 1, which is not `key=value`");
+        let problem = parse_key_values("a=1,b=%FF", PairsFormat::HEADERS).expect_err("bad");
+        assert_eq!(
+            problem,
+            "has entry 2, which is not UTF-8 once percent-decoded"
+        );
+        assert_eq!(
+            redact_pairs("authorization=Bearer x, bare ,k=v"),
+            "authorization=<redacted>,<redacted>,k=<redacted>"
+        );
+    }
+
+    #[test]
     fn hosts_and_ports() {
         assert_eq!(host_port("agent", 6831), "agent:6831");
         assert_eq!(host_port("::1", 6831), "[::1]:6831");
@@ -350,7 +406,8 @@ mod tests {
 
     #[test]
     fn key_values_decode_percent_escapes() {
-        let pairs = parse_key_values(" a=1 ,, b = x%2Cy%3Dz ,c=", true).expect("valid");
+        let pairs =
+            parse_key_values(" a=1 ,, b = x%2Cy%3Dz ,c=", PairsFormat::RESOURCE).expect("valid");
         assert_eq!(
             pairs,
             [
@@ -359,11 +416,11 @@ mod tests {
                 ("c".to_owned(), String::new())
             ]
         );
-        assert!(parse_key_values("a", true).is_err());
-        assert!(parse_key_values("=1", true).is_err());
-        assert!(parse_key_values("a=%FF", true).is_err());
+        assert!(parse_key_values("a", PairsFormat::RESOURCE).is_err());
+        assert!(parse_key_values("=1", PairsFormat::RESOURCE).is_err());
+        assert!(parse_key_values("a=%FF", PairsFormat::RESOURCE).is_err());
         assert_eq!(
-            parse_key_values("a=%41", false).expect("plain"),
+            parse_key_values("a=%41", PairsFormat::PLAIN).expect("plain"),
             [("a".to_owned(), "%41".to_owned())]
         );
     }
