@@ -439,7 +439,7 @@ impl Serialize for TagValue<'_> {
         match self.0 {
             Value::String(text) => serializer.serialize_str(text.as_str()),
             Value::Bool(value) => serializer.serialize_str(if *value { "true" } else { "false" }),
-            Value::I64(value) => serializer.collect_str(value),
+            Value::I64(value) => serialize_integer_text(*value, serializer),
             Value::F64(value) => serializer.collect_str(value),
             Value::Array(array) => {
                 // An array tag is its JSON text; arrays are rare enough to afford the String.
@@ -448,6 +448,28 @@ impl Serialize for TagValue<'_> {
             }
         }
     }
+}
+
+/// An integer as a JSON string. Written by hand because going through `fmt` (`collect_str`)
+/// took about a twelfth of the encoding time of a typical HTTP span.
+fn serialize_integer_text<S: Serializer>(value: i64, serializer: S) -> Result<S::Ok, S::Error> {
+    let mut digits = [0u8; 20];
+    let mut start = digits.len();
+    let mut rest = value.unsigned_abs();
+    loop {
+        start -= 1;
+        digits[start] = b'0' + (rest % 10) as u8;
+        rest /= 10;
+        if rest == 0 {
+            break;
+        }
+    }
+    if value < 0 {
+        start -= 1;
+        digits[start] = b'-';
+    }
+    // Only ASCII digits and a sign were written.
+    serializer.serialize_str(std::str::from_utf8(&digits[start..]).unwrap_or_default())
 }
 
 /// An attribute value as typed JSON (inside annotation values and array tags).
@@ -524,6 +546,14 @@ impl Serialize for AttributesJson<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn integers_are_written_as_text() {
+        for value in [0, 7, -7, 504, i64::MAX, i64::MIN] {
+            let json = serde_json::to_string(&TagValue(&Value::I64(value))).expect("encodes");
+            assert_eq!(json, format!("\"{value}\""));
+        }
+    }
 
     #[test]
     fn durations_are_at_least_one_microsecond() {
