@@ -33,3 +33,9 @@ pub use jaeger::JaegerAgentExporter;
 #[cfg(feature = "jaeger-collector")]
 pub use jaeger::JaegerCollectorExporter;
 pub use resource::{Resource, SDK_NAME, SDK_VERSION};
+
+#[cfg(feature = "clap")]
+pub use config::ExporterArgs;
+pub use config::{ConfigError, ExporterConfig, ExporterKind};
+#[cfg(feature = "zipkin")]
+pub use zipkin::{ZipkinError, ZipkinExporter};
