@@ -28,4 +28,8 @@ pub mod zipkin;
 pub mod config;
 
 pub use export::{ExportError, ExportFuture, ExportOutcome, ExportResult, SpanExporter};
+pub use pipeline::{
+    BatchConfig, BatchExporter, BatchExporterBuilder, ExporterMetrics, FlushReport, ShutdownError,
+    ShutdownReport,
+};
 pub use resource::{Resource, SDK_NAME, SDK_VERSION};
