@@ -19,8 +19,8 @@ use std::fmt;
 use std::io::{self, Write};
 use std::time::SystemTime;
 
-use serde::ser::{SerializeMap, SerializeSeq, Serializer};
 use serde::Serialize;
+use serde::ser::{SerializeMap, SerializeSeq, Serializer};
 use trace_core::{Array, Event, KeyValue, Link, Span, Status, Value};
 
 use crate::export::{ExportError, ExportFuture, ExportOutcome, SpanExporter};
@@ -139,7 +139,9 @@ impl fmt::Debug for StdoutExporter {
 
 fn unix_nanos(time: SystemTime) -> u64 {
     time.duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |since| u64::try_from(since.as_nanos()).unwrap_or(u64::MAX))
+        .map_or(0, |since| {
+            u64::try_from(since.as_nanos()).unwrap_or(u64::MAX)
+        })
 }
 
 struct SpanJson<'a> {

@@ -213,7 +213,14 @@ impl Worker {
                 break;
             }
             self.shared.refresh_queue_gauge();
-            match bounded(std::future::pending::<()>(), wait, give_up, &mut self.deadline).await {
+            match bounded(
+                std::future::pending::<()>(),
+                wait,
+                give_up,
+                &mut self.deadline,
+            )
+            .await
+            {
                 Bounded::GaveUp(reason) => {
                     self.give_up(reason, size);
                     break;
