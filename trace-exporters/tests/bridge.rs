@@ -44,7 +44,9 @@ fn rich_span() -> Span {
     Span {
         name: "GET /items/{id}".into(),
         kind: SpanKind::Server,
-        trace_id: "4bf92f3577b34da6a3ce929d0e0e4736".parse().expect("trace id"),
+        trace_id: "4bf92f3577b34da6a3ce929d0e0e4736"
+            .parse()
+            .expect("trace id"),
         span_id: "00f067aa0ba902b7".parse().expect("span id"),
         parent_span_id: Some("b7ad6b7169203331".parse().expect("span id")),
         flags: TraceFlags::SAMPLED,
@@ -60,7 +62,10 @@ fn rich_span() -> Span {
             KeyValue::new("http.response.status_code", 503i64),
             KeyValue::new("retry", true),
             KeyValue::new("ratio", 0.25),
-            KeyValue::new("tags", Array::String(vec!["a".into(), String::from("b").into()])),
+            KeyValue::new(
+                "tags",
+                Array::String(vec!["a".into(), String::from("b").into()]),
+            ),
             KeyValue::new("codes", Array::I64(vec![1, -2])),
             KeyValue::new("weights", Array::F64(vec![0.5, 1.5])),
             KeyValue::new("flags", Array::Bool(vec![true, false])),
@@ -109,13 +114,19 @@ async fn every_field_is_converted() {
     assert_eq!(spans.len(), 3);
     let span = &spans[0];
     let context = &span.span_context;
-    assert_eq!(context.trace_id().to_string(), "4bf92f3577b34da6a3ce929d0e0e4736");
+    assert_eq!(
+        context.trace_id().to_string(),
+        "4bf92f3577b34da6a3ce929d0e0e4736"
+    );
     assert_eq!(context.span_id().to_string(), "00f067aa0ba902b7");
     assert_eq!(context.trace_flags(), OtelFlags::SAMPLED);
     assert!(!context.is_remote());
     assert_eq!(context.trace_state().header(), "vendor=abc,other=x");
     assert_eq!(span.parent_span_id.to_string(), "b7ad6b7169203331");
-    assert!(span.parent_span_is_remote, "a server span's parent came from elsewhere");
+    assert!(
+        span.parent_span_is_remote,
+        "a server span's parent came from elsewhere"
+    );
     assert_eq!(span.span_kind, OtelKind::Server);
     assert_eq!(span.name, "GET /items/{id}");
     assert_eq!(span.start_time, at(1_700_000_000_000_000_000));
@@ -141,7 +152,10 @@ async fn every_field_is_converted() {
             ),
             kv("codes", OtelValue::Array(OtelArray::I64(vec![1, -2]))),
             kv("weights", OtelValue::Array(OtelArray::F64(vec![0.5, 1.5]))),
-            kv("flags", OtelValue::Array(OtelArray::Bool(vec![true, false]))),
+            kv(
+                "flags",
+                OtelValue::Array(OtelArray::Bool(vec![true, false]))
+            ),
         ]
     );
     assert_eq!(span.dropped_attributes_count, 0);
@@ -222,7 +236,10 @@ async fn through_the_pipeline_with_shutdown() {
         .map(|s| s.span_context.span_id().to_string())
         .collect();
     ids.sort();
-    assert_eq!(ids, (1..=5u64).map(|n| format!("{n:016x}")).collect::<Vec<_>>());
+    assert_eq!(
+        ids,
+        (1..=5u64).map(|n| format!("{n:016x}")).collect::<Vec<_>>()
+    );
 
     let report = tokio::time::timeout(
         Duration::from_secs(10),
@@ -257,7 +274,10 @@ impl opentelemetry_sdk::trace::SpanExporter for FailingOnce {
 #[tokio::test]
 async fn sdk_errors_map_to_retryable_or_permanent() {
     for (error, retried) in [
-        (OTelSdkError::InternalFailure("connection refused".into()), true),
+        (
+            OTelSdkError::InternalFailure("connection refused".into()),
+            true,
+        ),
         (OTelSdkError::Timeout(Duration::from_secs(1)), true),
         (OTelSdkError::AlreadyShutdown, false),
     ] {

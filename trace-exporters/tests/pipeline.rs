@@ -347,17 +347,19 @@ async fn hanging_exporter_times_out_is_retried_then_dropped() {
 
 #[tokio::test]
 async fn retry_after_beyond_the_budget_gives_up_at_once() {
-    let exporter =
-        ScriptedExporter::new("scripted", [], Step::Retry(Some(Duration::from_secs(60))));
-    let batch = BatchExporter::builder(exporter.clone())
-        .scheduled_delay(NEVER)
-        .max_retry_time(Duration::from_secs(5))
-        .build();
-    batch.collect(span(0));
-    let report = guarded(batch.force_flush()).await;
-    assert_eq!((report.exported, report.dropped), (0, 1));
-    assert_eq!(exporter.attempts(), 1);
-    assert_eq!(batch.dropped_for(drop_reason::RETRIES_EXHAUSTED), 1);
+    // Duration::MAX: a peer's absurd Retry-After must not overflow the clock.
+    for retry_after in [Duration::from_secs(60), Duration::MAX] {
+        let exporter = ScriptedExporter::new("scripted", [], Step::Retry(Some(retry_after)));
+        let batch = BatchExporter::builder(exporter.clone())
+            .scheduled_delay(NEVER)
+            .max_retry_time(Duration::from_secs(5))
+            .build();
+        batch.collect(span(0));
+        let report = guarded(batch.force_flush()).await;
+        assert_eq!((report.exported, report.dropped), (0, 1));
+        assert_eq!(exporter.attempts(), 1);
+        assert_eq!(batch.dropped_for(drop_reason::RETRIES_EXHAUSTED), 1);
+    }
 }
 
 #[tokio::test]

@@ -51,7 +51,9 @@ fn rich_span() -> Span {
     Span {
         name: "GET /items/{id}".into(),
         kind: SpanKind::Server,
-        trace_id: "4bf92f3577b34da6a3ce929d0e0e4736".parse().expect("trace id"),
+        trace_id: "4bf92f3577b34da6a3ce929d0e0e4736"
+            .parse()
+            .expect("trace id"),
         span_id: "00f067aa0ba902b7".parse().expect("span id"),
         parent_span_id: Some("b7ad6b7169203331".parse().expect("span id")),
         flags: TraceFlags::SAMPLED,
@@ -66,7 +68,10 @@ fn rich_span() -> Span {
             KeyValue::new("retry", true),
             KeyValue::new("ratio", 0.25),
             KeyValue::new("not_a_number", f64::NAN),
-            KeyValue::new("tags", Array::String(vec!["a".into(), String::from("b").into()])),
+            KeyValue::new(
+                "tags",
+                Array::String(vec!["a".into(), String::from("b").into()]),
+            ),
             KeyValue::new("codes", Array::I64(vec![1, -2])),
             KeyValue::new("weights", Array::F64(vec![0.5, f64::INFINITY])),
             KeyValue::new("flags", Array::Bool(vec![true, false])),
@@ -102,7 +107,10 @@ async fn each_span_is_one_json_line_with_every_field() {
     root.attributes.clear();
     root.events.clear();
     root.links.clear();
-    let outcome = exporter.export(&[rich_span(), root]).await.expect("written");
+    let outcome = exporter
+        .export(&[rich_span(), root])
+        .await
+        .expect("written");
     assert_eq!(outcome.dropped, 0);
 
     let lines = captured.lines();
@@ -119,7 +127,10 @@ async fn each_span_is_one_json_line_with_every_field() {
     assert_eq!(span["start_time_unix_nano"], START_NANOS);
     assert_eq!(span["end_time_unix_nano"], START_NANOS + 1_500_000);
     assert_eq!(span["duration_nano"], 1_500_000);
-    assert_eq!(span["status"], json!({"code": "error", "message": "upstream failed"}));
+    assert_eq!(
+        span["status"],
+        json!({"code": "error", "message": "upstream failed"})
+    );
     assert_eq!(
         span["attributes"],
         json!({

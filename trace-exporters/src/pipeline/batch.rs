@@ -138,8 +138,10 @@ pub(crate) struct Counters {
     pub(crate) exported: AtomicU64,
     pub(crate) dropped: AtomicU64,
     queue_full: AtomicU64,
+    closed: AtomicU64,
     pub(crate) failed_batches: AtomicU64,
-    /// Drops other than `queue_full`, by reason; updated off the hot path only.
+    /// Drops other than `queue_full` and `closed` (which `collect` counts), by reason; updated
+    /// off the hot path only.
     by_reason: Mutex<Vec<(&'static str, u64)>>,
 }
 
@@ -152,6 +154,8 @@ impl Shared {
         self.counters.dropped.fetch_add(count, Ordering::Relaxed);
         if reason == drop_reason::QUEUE_FULL {
             self.counters.queue_full.fetch_add(count, Ordering::Relaxed);
+        } else if reason == drop_reason::CLOSED {
+            self.counters.closed.fetch_add(count, Ordering::Relaxed);
         } else {
             let mut by_reason = self
                 .counters
@@ -164,7 +168,15 @@ impl Shared {
             }
         }
         if let Some(metrics) = &self.metrics {
-            metrics.dropped(reason, count);
+            match reason {
+                drop_reason::QUEUE_FULL => {
+                    metrics.queue_full.inc_by(count);
+                }
+                drop_reason::CLOSED => {
+                    metrics.closed.inc_by(count);
+                }
+                _ => metrics.dropped(reason, count),
+            }
         }
     }
 
@@ -190,6 +202,9 @@ impl Shared {
     fn dropped_for(&self, reason: &str) -> u64 {
         if reason == drop_reason::QUEUE_FULL {
             return self.counters.queue_full.load(Ordering::Relaxed);
+        }
+        if reason == drop_reason::CLOSED {
+            return self.counters.closed.load(Ordering::Relaxed);
         }
         self.counters
             .by_reason
@@ -320,7 +335,11 @@ impl Collector for BatchExporter {
         let shared = &*self.shared;
         if shared.closed.load(Ordering::Relaxed) {
             drop(span);
-            shared.count_dropped(drop_reason::CLOSED, 1);
+            shared.counters.dropped.fetch_add(1, Ordering::Relaxed);
+            shared.counters.closed.fetch_add(1, Ordering::Relaxed);
+            if let Some(metrics) = &shared.metrics {
+                metrics.closed.inc();
+            }
             return;
         }
         match shared.queue.push(span) {

@@ -119,6 +119,10 @@ impl ExporterMetrics {
                 exporter,
                 reason: super::drop_reason::QUEUE_FULL,
             }),
+            closed: self.dropped.get_or_create_owned(&DropLabels {
+                exporter,
+                reason: super::drop_reason::CLOSED,
+            }),
             failed_batches: self.failed_batches.get_or_create_owned(&label),
             queue_length: self.queue_length.get_or_create_owned(&label),
             export_duration: self.export_duration.get_or_create_owned(&label),
@@ -141,6 +145,7 @@ pub(crate) struct BoundMetrics {
     family: ExporterMetrics,
     pub(crate) exported: Counter,
     pub(crate) queue_full: Counter,
+    pub(crate) closed: Counter,
     pub(crate) failed_batches: Counter,
     pub(crate) queue_length: Gauge,
     pub(crate) export_duration: Histogram,

@@ -77,7 +77,7 @@ impl Worker {
     pub(crate) async fn run(mut self) {
         let shared = self.shared.clone();
         let delay = shared.config.scheduled_delay;
-        let mut next_tick = Instant::now() + delay;
+        let mut next_tick = later(delay);
         loop {
             let wake = {
                 let mut full = pin!(shared.wake.notified());
@@ -129,7 +129,7 @@ impl Worker {
                 Wake::Tick => {
                     let queued = shared.queue.len();
                     self.export_queued(queued).await;
-                    next_tick = Instant::now() + delay;
+                    next_tick = later(delay);
                 }
             }
             shared.refresh_queue_gauge();
@@ -207,7 +207,8 @@ impl Worker {
                 .unwrap_or_else(|| backoff.mul_f64(0.5 + fastrand::f64() * 0.5));
             backoff = backoff.saturating_mul(2).min(config.max_backoff);
             let (limit, reason) = effective_limit(give_up, *self.deadline.borrow());
-            if limit.is_some_and(|limit| Instant::now() + wait >= limit) {
+            let retry_at = Instant::now().checked_add(wait);
+            if limit.is_some_and(|limit| retry_at.is_none_or(|at| at >= limit)) {
                 // The destination cannot be tried again in time.
                 self.give_up(reason, size);
                 break;
@@ -320,6 +321,13 @@ impl Drop for Worker {
     }
 }
 
+/// `by` from now; a month from now for a delay too long to represent.
+fn later(by: Duration) -> Instant {
+    let now = Instant::now();
+    now.checked_add(by)
+        .unwrap_or_else(|| now + Duration::from_secs(30 * 24 * 3600))
+}
+
 /// The earlier of the batch's retry limit and the shutdown deadline, and the drop reason that
 /// goes with it.
 fn effective_limit(
@@ -371,12 +379,10 @@ async fn bounded<F: Future>(
                     Bounded::Elapsed
                 }));
             }
-            if watching {
-                if let Poll::Ready(result) = changed.as_mut().poll(cx) {
-                    // A closed channel never changes again; stop watching it.
-                    watching = result.is_ok();
-                    return Poll::Ready(None);
-                }
+            if watching && let Poll::Ready(result) = changed.as_mut().poll(cx) {
+                // A closed channel never changes again; stop watching it.
+                watching = result.is_ok();
+                return Poll::Ready(None);
             }
             Poll::Pending
         })
