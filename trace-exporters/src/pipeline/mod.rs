@@ -1,1 +1,41 @@
-//! (placeholder; its owner replaces this file)
+//! The batching pipeline between the request path and an exporter.
+//!
+//! [`BatchExporter`] is the [`Collector`](trace_core::Collector) the tower layers hand finished
+//! spans to. It puts each span on a bounded lock-free queue and returns; one background task
+//! takes batches off the queue (by count and by time), calls the [`SpanExporter`] under a
+//! timeout, retries what is worth retrying with backoff, and reports its health
+//! ([`ExporterMetrics`]).
+//!
+//! [`SpanExporter`]: crate::SpanExporter
+
+mod batch;
+mod config;
+mod metrics;
+mod worker;
+
+pub use batch::{BatchExporter, BatchExporterBuilder, FlushReport, ShutdownError, ShutdownReport};
+pub use config::BatchConfig;
+pub use metrics::ExporterMetrics;
+
+/// The `reason` label values of `trace_exporter_spans_dropped_total`, and the keys of
+/// [`BatchExporter::dropped_for`].
+///
+/// Exporters add their own reasons through
+/// [`ExportOutcome::drop_reason`](crate::ExportOutcome::drop_reason).
+pub mod drop_reason {
+    /// The queue was full when the span was collected.
+    pub const QUEUE_FULL: &str = "queue_full";
+    /// The batch kept failing with retryable errors (or timeouts) for the whole retry budget,
+    /// or the destination asked for a wait longer than what was left of it.
+    pub const RETRIES_EXHAUSTED: &str = "retries_exhausted";
+    /// The destination refused the batch with a permanent error.
+    pub const REJECTED: &str = "rejected";
+    /// Still queued or being retried when the shutdown deadline passed.
+    pub const SHUTDOWN_DEADLINE: &str = "shutdown_deadline";
+    /// Still queued when the exporter was dropped, or its runtime ended, without a shutdown.
+    pub const NOT_SHUT_DOWN: &str = "not_shut_down";
+    /// Collected after shutdown began (or after the export task ended).
+    pub const CLOSED: &str = "closed";
+    /// Dropped by the exporter after sending, when it named no reason.
+    pub const EXPORTER: &str = "exporter";
+}

@@ -1,0 +1,189 @@
+//! What `BatchExporter::collect` costs the request path, and how fast the export task takes
+//! spans off the queue.
+//!
+//! - `collect/server_span`: one typical server span (ten attributes with static keys, one
+//!   event) handed to a pipeline whose exporter discards. Spans are moved in, so they are made
+//!   outside the timed part (`iter_batched`); the queue is large enough that none is dropped
+//!   (the run says so at the end), and the export task runs on its own thread.
+//! - `collect/queue_full`: the same span refused by a full queue: the drop path, including
+//!   freeing the span on the caller's thread.
+//! - `handoff/spans`: 10,000 spans collected and then exported (`force_flush`) end to end,
+//!   as spans per second.
+//!
+//! Run with `cargo bench -p trace-exporters --bench collect`. Target for `collect/server_span`:
+//! at most 100 ns.
+
+use std::hint::black_box;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime};
+
+use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
+use trace_core::{
+    Collector, Event, KeyValue, Span, SpanId, SpanKind, Status, TraceFlags, TraceId, TraceState,
+};
+use trace_exporters::{BatchExporter, ExportFuture, ExportOutcome, SpanExporter};
+
+/// Counts and discards.
+#[derive(Debug, Clone, Default)]
+struct Discard(Arc<AtomicU64>);
+
+impl SpanExporter for Discard {
+    fn kind(&self) -> &'static str {
+        "discard"
+    }
+
+    fn export<'a>(&'a mut self, batch: &'a [Span]) -> ExportFuture<'a> {
+        self.0.fetch_add(batch.len() as u64, Ordering::Relaxed);
+        Box::pin(async { Ok(ExportOutcome::delivered()) })
+    }
+}
+
+fn server_span(route: &Arc<str>) -> Span {
+    let start_time = SystemTime::now();
+    Span {
+        name: "GET /users/{id}".into(),
+        kind: SpanKind::Server,
+        trace_id: TraceId::random(),
+        span_id: SpanId::random(),
+        parent_span_id: Some(SpanId::random()),
+        flags: TraceFlags::SAMPLED,
+        trace_state: TraceState::default(),
+        debug_id: None,
+        start_time,
+        duration: Duration::from_micros(180),
+        status: Status::Unset,
+        attributes: vec![
+            KeyValue::new("http.request.method", "GET"),
+            KeyValue::new("http.route", route.clone()),
+            KeyValue::new("http.response.status_code", 200i64),
+            KeyValue::new("url.scheme", "http"),
+            KeyValue::new("url.path", String::from("/users/42")),
+            KeyValue::new("server.address", "api.example.com"),
+            KeyValue::new("server.port", 8080i64),
+            KeyValue::new("network.protocol.version", "1.1"),
+            KeyValue::new("user_agent.original", "curl/8.5.0"),
+            KeyValue::new("http.response.body.size", 512i64),
+        ],
+        events: vec![Event {
+            name: "response.headers".into(),
+            time: start_time,
+            attributes: Vec::new(),
+        }],
+        links: Vec::new(),
+    }
+}
+
+/// Spans collected between two drains of the queue (fewer than a batch, so no wake-up).
+const ROUND: u64 = 256;
+
+fn collect(c: &mut Criterion) {
+    let route: Arc<str> = "/users/{id}".into();
+    let mut group = c.benchmark_group("collect");
+
+    // The export task on a runtime only this thread drives: it drains the queue between
+    // rounds, outside the timed part, as an idle task would between a server's requests.
+    let quiet = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let batch = BatchExporter::builder(Discard::default())
+        .runtime(quiet.handle().clone())
+        .build();
+    group.bench_function("server_span", |b| {
+        b.iter_custom(|iters| {
+            let mut timed = Duration::ZERO;
+            let mut left = iters;
+            while left > 0 {
+                let round = left.min(ROUND);
+                let spans: Vec<Span> = (0..round).map(|_| server_span(&route)).collect();
+                let started = Instant::now();
+                for span in spans {
+                    batch.collect(black_box(span));
+                }
+                timed += started.elapsed();
+                quiet.block_on(batch.force_flush());
+                left -= round;
+            }
+            timed
+        });
+    });
+    assert_eq!(batch.dropped(), 0, "a round fits in the queue");
+    quiet.block_on(batch.shutdown(Duration::from_secs(30)));
+
+    // The export task on its own thread, draining while spans arrive: on two cores, the
+    // queue's slots move between the cores' caches.
+    let exported = Discard::default();
+    let batch = BatchExporter::builder(exported.clone())
+        .max_queue_size(1 << 16)
+        .build();
+    group.bench_function("server_span_while_draining", |b| {
+        b.iter_batched(
+            || server_span(&route),
+            |span| batch.collect(black_box(span)),
+            BatchSize::SmallInput,
+        );
+    });
+    let report = batch
+        .shutdown_blocking(Duration::from_secs(30))
+        .expect("outside a runtime");
+    eprintln!(
+        "collect/server_span_while_draining: {} spans exported, {} dropped ({} at shutdown)",
+        batch.exported(),
+        batch.dropped(),
+        report.lost
+    );
+
+    // A runtime nobody drives: the task never drains the one-span queue.
+    let stalled = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let full = BatchExporter::builder(Discard::default())
+        .max_queue_size(1)
+        .runtime(stalled.handle().clone())
+        .build();
+    full.collect(server_span(&route));
+    group.bench_function("queue_full", |b| {
+        b.iter_batched(
+            || server_span(&route),
+            |span| full.collect(black_box(span)),
+            BatchSize::SmallInput,
+        );
+    });
+    group.finish();
+    stalled.block_on(full.shutdown(Duration::ZERO));
+}
+
+fn handoff(c: &mut Criterion) {
+    const SPANS: usize = 10_000;
+    let route: Arc<str> = "/users/{id}".into();
+    let mut group = c.benchmark_group("handoff");
+    group.throughput(Throughput::Elements(SPANS as u64));
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let exported = Discard::default();
+    let batch = BatchExporter::builder(exported.clone())
+        .max_queue_size(SPANS)
+        .build();
+    group.bench_function("spans", |b| {
+        b.iter_batched(
+            || (0..SPANS).map(|_| server_span(&route)).collect::<Vec<_>>(),
+            |spans| {
+                for span in spans {
+                    batch.collect(span);
+                }
+                runtime.block_on(batch.force_flush())
+            },
+            BatchSize::PerIteration,
+        );
+    });
+    group.finish();
+    assert_eq!(batch.dropped(), 0, "the queue holds a whole round");
+    let _ = batch.shutdown_blocking(Duration::from_secs(30));
+}
+
+criterion_group!(benches, collect, handoff);
+criterion_main!(benches);

@@ -1,0 +1,89 @@
+//! `collect` allocates nothing beyond the span it is given, on every path: queued, queued with
+//! a wake-up for the export task, refused by a full queue, refused after shutdown.
+//!
+//! A file of its own, because `allocation_counter` installs the global allocator.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use prometheus_client::registry::Registry;
+use trace_core::{
+    Collector, Event, KeyValue, Span, SpanId, SpanKind, Status, TraceFlags, TraceId, TraceState,
+};
+use trace_exporters::pipeline::drop_reason;
+use trace_exporters::{BatchExporter, ExportFuture, ExportOutcome, ExporterMetrics, SpanExporter};
+
+#[derive(Debug)]
+struct Discard;
+
+impl SpanExporter for Discard {
+    fn kind(&self) -> &'static str {
+        "discard"
+    }
+
+    fn export<'a>(&'a mut self, _batch: &'a [Span]) -> ExportFuture<'a> {
+        Box::pin(async { Ok(ExportOutcome::delivered()) })
+    }
+}
+
+fn server_span(n: u64) -> Span {
+    let route: Arc<str> = "/users/{id}".into();
+    Span {
+        name: "GET /users/{id}".into(),
+        kind: SpanKind::Server,
+        trace_id: TraceId::random(),
+        span_id: SpanId::from_u64(n + 1).expect("non-zero"),
+        parent_span_id: None,
+        flags: TraceFlags::SAMPLED,
+        trace_state: TraceState::default(),
+        debug_id: None,
+        start_time: SystemTime::now(),
+        duration: Duration::from_micros(180),
+        status: Status::Unset,
+        attributes: vec![
+            KeyValue::new("http.request.method", "GET"),
+            KeyValue::new("http.route", route),
+            KeyValue::new("url.path", String::from("/users/42")),
+            KeyValue::new("http.response.status_code", 200i64),
+        ],
+        events: vec![Event {
+            name: "response.headers".into(),
+            time: SystemTime::now(),
+            attributes: Vec::new(),
+        }],
+        links: Vec::new(),
+    }
+}
+
+#[test]
+fn collect_allocates_nothing_on_any_path() {
+    // The export task stays put until the runtime is driven, so each path is taken for sure.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let mut registry = Registry::default();
+    let metrics = ExporterMetrics::register(&mut registry);
+    let batch = BatchExporter::builder(Discard)
+        .max_queue_size(4)
+        .max_batch_size(2)
+        .metrics(&metrics)
+        .runtime(runtime.handle().clone())
+        .build();
+
+    // Spans 0..4 fill the queue (span 1 completes a batch and wakes the task); 4 and 5 find it
+    // full.
+    for n in 0..6 {
+        let span = server_span(n);
+        let allocations = allocation_counter::measure(|| batch.collect(span));
+        assert_eq!(allocations.count_total, 0, "collect of span {n}");
+    }
+    assert_eq!(batch.dropped_for(drop_reason::QUEUE_FULL), 2);
+
+    let report = runtime.block_on(batch.shutdown(Duration::from_secs(10)));
+    assert_eq!(report.exported, 4);
+    let span = server_span(6);
+    let allocations = allocation_counter::measure(|| batch.collect(span));
+    assert_eq!(allocations.count_total, 0, "collect after shutdown");
+    assert_eq!(batch.dropped_for(drop_reason::CLOSED), 1);
+}
