@@ -29,3 +29,4 @@ pub mod config;
 
 pub use export::{ExportError, ExportFuture, ExportOutcome, ExportResult, SpanExporter};
 pub use resource::{Resource, SDK_NAME, SDK_VERSION};
+pub use transport::tls::{TlsConfig, TlsError};
