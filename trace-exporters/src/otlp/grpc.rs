@@ -122,6 +122,11 @@ impl OtlpExporterBuilder {
 /// A channel whose connections go through rustls with the builder's TLS settings. Our own
 /// connector (rather than tonic's `ClientTlsConfig`) so that HTTP and gRPC share one TLS setup,
 /// including the skip-verify option tonic does not offer.
+///
+/// When tonic's own TLS is compiled in (by us or any crate in the build), it refuses to hand an
+/// `https` URI to a custom connector. So the channel gets the `http` form of the URI for
+/// connecting, the real `https` origin for the requests' `:scheme` and `:authority`, and the
+/// connector puts the `https` back before the TLS handshake.
 #[cfg(feature = "tls")]
 fn https_channel(endpoint: &Endpoint, builder: &OtlpExporterBuilder) -> Result<Channel, OtlpError> {
     let config = crate::transport::tls::client_config(&builder.tls)?;
@@ -133,7 +138,68 @@ fn https_channel(endpoint: &Endpoint, builder: &OtlpExporterBuilder) -> Result<C
         .https_only()
         .enable_http2()
         .wrap_connector(http);
-    Ok(endpoint.connect_with_connector_lazy(connector))
+    let origin = endpoint.uri().clone();
+    let invalid = |reason: String| OtlpError::InvalidEndpoint {
+        endpoint: origin.to_string(),
+        reason,
+    };
+    let plain = with_scheme(&origin, http::uri::Scheme::HTTP)
+        .map_err(|error| invalid(error.to_string()))?;
+    let endpoint = Endpoint::from(plain)
+        .origin(origin.clone())
+        .user_agent(super::USER_AGENT)
+        .map_err(|error| invalid(error.to_string()))?
+        .connect_timeout(Duration::from_secs(10))
+        .tcp_nodelay(true);
+    Ok(endpoint.connect_with_connector_lazy(tls_connector::RestoreHttps(connector)))
+}
+
+/// `uri` with another scheme.
+#[cfg(feature = "tls")]
+fn with_scheme(uri: &http::Uri, scheme: http::uri::Scheme) -> Result<http::Uri, http::Error> {
+    let mut parts = uri.clone().into_parts();
+    parts.scheme = Some(scheme);
+    if parts.path_and_query.is_none() {
+        parts.path_and_query = Some(PathAndQuery::from_static("/"));
+    }
+    Ok(http::Uri::from_parts(parts)?)
+}
+
+#[cfg(feature = "tls")]
+mod tls_connector {
+    use std::future::Future;
+    use std::pin::Pin;
+    use std::task::{Context, Poll};
+
+    use http::Uri;
+    use hyper_rustls::{HttpsConnector, MaybeHttpsStream};
+    use hyper_util::client::legacy::connect::HttpConnector;
+    use hyper_util::rt::TokioIo;
+    use tokio::net::TcpStream;
+    use tonic::codegen::Service;
+
+    type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+    /// Connects with TLS whatever the scheme of the URI it is given (see `https_channel`).
+    #[derive(Debug, Clone)]
+    pub(super) struct RestoreHttps(pub(super) HttpsConnector<HttpConnector>);
+
+    impl Service<Uri> for RestoreHttps {
+        type Response = MaybeHttpsStream<TokioIo<TcpStream>>;
+        type Error = BoxError;
+        type Future = Pin<Box<dyn Future<Output = Result<Self::Response, BoxError>> + Send>>;
+
+        fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+            self.0.poll_ready(cx)
+        }
+
+        fn call(&mut self, uri: Uri) -> Self::Future {
+            match super::with_scheme(&uri, http::uri::Scheme::HTTPS) {
+                Ok(uri) => Box::pin(self.0.call(uri)),
+                Err(error) => Box::pin(std::future::ready(Err(error.into()))),
+            }
+        }
+    }
 }
 
 #[cfg(not(feature = "tls"))]
