@@ -11,7 +11,9 @@ use std::io::Write;
 use serde::Serialize;
 use trace_core::{Array, KeyValue, Span, Status, Value};
 
-use super::protobuf::{STATUS_CODE_ERROR, STATUS_CODE_OK, span_kind, unix_nanos, w3c_flags};
+use super::protobuf::{
+    STATUS_CODE_ERROR, STATUS_CODE_OK, span_kind, start_end_nanos, unix_nanos, w3c_flags,
+};
 use crate::Resource;
 
 type JsonResult = Result<(), serde_json::Error>;
@@ -126,11 +128,12 @@ fn write_span(span: &Span, buf: &mut Vec<u8>) -> JsonResult {
     write_name("kind", buf);
     write_int_plain(span_kind(span.kind), buf)?;
     buf.push(b',');
+    let (start, end) = start_end_nanos(span);
     write_name("startTimeUnixNano", buf);
-    write_int64(unix_nanos(span.start_time), buf)?;
+    write_int64(start, buf)?;
     buf.push(b',');
     write_name("endTimeUnixNano", buf);
-    write_int64(unix_nanos(span.end_time()), buf)?;
+    write_int64(end, buf)?;
     if !span.attributes.is_empty() {
         buf.push(b',');
         write_attributes(&span.attributes, buf)?;

@@ -107,6 +107,14 @@ pub(crate) fn unix_nanos(time: SystemTime) -> u64 {
         })
 }
 
+/// A span's start and end in Unix nanoseconds; the end from the start and the (monotonic)
+/// duration, which saves a second clock conversion.
+pub(crate) fn start_end_nanos(span: &Span) -> (u64, u64) {
+    let start = unix_nanos(span.start_time);
+    let duration = u64::try_from(span.duration.as_nanos()).unwrap_or(u64::MAX);
+    (start, start.saturating_add(duration))
+}
+
 /// The bytes of the request that are the same for every batch: the `resource` field of
 /// `ResourceSpans` and the `scope` field of `ScopeSpans`, encoded once.
 #[derive(Debug, Clone)]
@@ -301,9 +309,31 @@ fn array_len(array: &Array) -> usize {
 
 // ---- encoding ---------------------------------------------------------------------------------
 
+/// A varint, with the one-byte case (every key here, most lengths) inline: prost's
+/// `encode_varint` is a loop over a generic `BufMut` that the compiler does not inline, and it
+/// took a third of the encoding time when called for every byte-sized value.
+#[inline]
+fn put_varint(value: u64, buf: &mut Vec<u8>) {
+    if value < 0x80 {
+        buf.push(value as u8);
+    } else {
+        encode_varint(value, buf);
+    }
+}
+
+/// A field key; one byte for the field numbers below 16 that make up nearly every field here.
+#[inline]
+fn put_key(tag: u32, wire_type: WireType, buf: &mut Vec<u8>) {
+    if tag < 16 {
+        buf.push(((tag << 3) | wire_type as u32) as u8);
+    } else {
+        encode_key(tag, wire_type, buf);
+    }
+}
+
 fn encode_message_header(tag: u32, len: usize, buf: &mut Vec<u8>) {
-    encode_key(tag, WireType::LengthDelimited, buf);
-    encode_varint(len as u64, buf);
+    put_key(tag, WireType::LengthDelimited, buf);
+    put_varint(len as u64, buf);
 }
 
 fn encode_bytes_field(tag: u32, bytes: &[u8], buf: &mut Vec<u8>) {
@@ -322,17 +352,17 @@ fn encode_optional_string_field(tag: u32, value: &str, buf: &mut Vec<u8>) {
 }
 
 fn encode_varint_field(tag: u32, value: u64, buf: &mut Vec<u8>) {
-    encode_key(tag, WireType::Varint, buf);
-    encode_varint(value, buf);
+    put_key(tag, WireType::Varint, buf);
+    put_varint(value, buf);
 }
 
 fn encode_fixed64_field(tag: u32, value: u64, buf: &mut Vec<u8>) {
-    encode_key(tag, WireType::SixtyFourBit, buf);
+    put_key(tag, WireType::SixtyFourBit, buf);
     buf.extend_from_slice(&value.to_le_bytes());
 }
 
 fn encode_fixed32_field(tag: u32, value: u32, buf: &mut Vec<u8>) {
-    encode_key(tag, WireType::ThirtyTwoBit, buf);
+    put_key(tag, WireType::ThirtyTwoBit, buf);
     buf.extend_from_slice(&value.to_le_bytes());
 }
 
@@ -345,8 +375,9 @@ fn encode_span(span: &Span, buf: &mut Vec<u8>) {
     }
     encode_optional_string_field(SPAN_NAME, &span.name, buf);
     encode_varint_field(SPAN_KIND, span_kind(span.kind), buf);
-    encode_fixed64_field(SPAN_START_TIME, unix_nanos(span.start_time), buf);
-    encode_fixed64_field(SPAN_END_TIME, unix_nanos(span.end_time()), buf);
+    let (start, end) = start_end_nanos(span);
+    encode_fixed64_field(SPAN_START_TIME, start, buf);
+    encode_fixed64_field(SPAN_END_TIME, end, buf);
     for kv in &span.attributes {
         encode_key_value(SPAN_ATTRIBUTES, kv, buf);
     }
