@@ -18,6 +18,9 @@ use super::response::{protobuf_outcome, retry_delay};
 use super::{OtlpEncoder, OtlpError, OtlpExporterBuilder, OtlpProtocol};
 use crate::{ExportError, ExportFuture, ExportOutcome, SpanExporter};
 
+/// The gRPC `user-agent` prefix (tonic appends its own), as the HTTP exporters' `User-Agent`.
+const USER_AGENT: &str = concat!("tracewire/", env!("CARGO_PKG_VERSION"));
+
 /// The method every OTLP/gRPC trace export calls.
 const EXPORT_PATH: &str = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
 
@@ -85,7 +88,7 @@ impl OtlpExporterBuilder {
         };
         let endpoint = Endpoint::from_shared(endpoint_url.clone())
             .map_err(|error| invalid(error.to_string()))?
-            .user_agent(super::USER_AGENT)
+            .user_agent(USER_AGENT)
             .map_err(|error| invalid(error.to_string()))?
             .connect_timeout(Duration::from_secs(10))
             .tcp_nodelay(true);
@@ -147,7 +150,7 @@ fn https_channel(endpoint: &Endpoint, builder: &OtlpExporterBuilder) -> Result<C
         .map_err(|error| invalid(error.to_string()))?;
     let endpoint = Endpoint::from(plain)
         .origin(origin.clone())
-        .user_agent(super::USER_AGENT)
+        .user_agent(USER_AGENT)
         .map_err(|error| invalid(error.to_string()))?
         .connect_timeout(Duration::from_secs(10))
         .tcp_nodelay(true);

@@ -62,9 +62,6 @@ pub const HTTP_TRACES_PATH: &str = "v1/traces";
 /// The instrumentation scope name every exported span carries.
 pub const SCOPE_NAME: &str = "tracewire";
 
-/// The `User-Agent` (and gRPC `user-agent` prefix) the OTLP exporters send.
-const USER_AGENT: &str = concat!("tracewire/", env!("CARGO_PKG_VERSION"));
-
 /// How spans travel to the collector: the values of `OTEL_EXPORTER_OTLP_PROTOCOL`.
 ///
 /// ```

@@ -2,6 +2,7 @@
 //! `google.rpc.RetryInfo` a gRPC server may attach to an error. Small enough that `prost`'s derive
 //! on hand-written structs (field numbers from the `.proto` files) beats pulling in generated code.
 
+#[cfg(feature = "otlp-grpc")]
 use std::time::Duration;
 
 use prost::Message;
@@ -27,6 +28,7 @@ struct ExportTracePartialSuccess {
     error_message: String,
 }
 
+#[cfg(feature = "otlp-grpc")]
 /// `google.rpc.Status`, as carried in `grpc-status-details-bin`.
 #[derive(Clone, PartialEq, Message)]
 struct RpcStatus {
@@ -38,6 +40,7 @@ struct RpcStatus {
     details: Vec<ProtoAny>,
 }
 
+#[cfg(feature = "otlp-grpc")]
 /// `google.protobuf.Any`.
 #[derive(Clone, PartialEq, Message)]
 struct ProtoAny {
@@ -47,6 +50,7 @@ struct ProtoAny {
     value: Vec<u8>,
 }
 
+#[cfg(feature = "otlp-grpc")]
 /// `google.rpc.RetryInfo`.
 #[derive(Clone, PartialEq, Message)]
 struct RetryInfo {
@@ -54,6 +58,7 @@ struct RetryInfo {
     retry_delay: Option<ProtoDuration>,
 }
 
+#[cfg(feature = "otlp-grpc")]
 /// `google.protobuf.Duration`.
 #[derive(Clone, PartialEq, Message)]
 struct ProtoDuration {

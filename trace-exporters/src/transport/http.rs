@@ -69,6 +69,7 @@ impl HttpTransport {
     /// A transport for `url` whose `https` connections follow `tls` (custom CA, or no
     /// verification at all). Without the `tls` feature this fails for every `tls` other than the
     /// default, so that a setting asked for is never silently ignored.
+    #[cfg_attr(not(feature = "otlp-http"), allow(dead_code))]
     pub(crate) fn with_tls(
         url: &str,
         headers: HeaderMap,

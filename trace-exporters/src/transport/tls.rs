@@ -75,10 +75,17 @@ pub enum TlsError {
     Rustls(String),
 }
 
-#[cfg(feature = "tls")]
+// Only the exporters that make TLS connections themselves need a rustls configuration.
+#[cfg(all(
+    feature = "tls",
+    any(feature = "http-transport", feature = "otlp-grpc")
+))]
 pub(crate) use with_rustls::client_config;
 
-#[cfg(feature = "tls")]
+#[cfg(all(
+    feature = "tls",
+    any(feature = "http-transport", feature = "otlp-grpc")
+))]
 mod with_rustls {
     use std::sync::Arc;
 
