@@ -167,10 +167,9 @@ pub(crate) fn encode_request(
     let scope_spans_len = fixed.scope_field.len() + spans_len;
     let resource_spans_len =
         fixed.resource_field.len() + message_field_len(RESOURCE_SPANS_SCOPE_SPANS, scope_spans_len);
-    buf.reserve(message_field_len(
-        REQUEST_RESOURCE_SPANS,
-        resource_spans_len,
-    ));
+    let request_len = message_field_len(REQUEST_RESOURCE_SPANS, resource_spans_len);
+    buf.reserve(request_len);
+    let start = buf.len();
 
     encode_message_header(REQUEST_RESOURCE_SPANS, resource_spans_len, buf);
     buf.extend_from_slice(&fixed.resource_field);
@@ -180,6 +179,9 @@ pub(crate) fn encode_request(
         encode_message_header(SCOPE_SPANS_SPANS, len, buf);
         encode_span(span, buf);
     }
+    // Every length prefix above came from the `*_len` mirrors of the encoders; a mismatch would
+    // make the whole request undecodable, so debug builds (the tests) check they agree.
+    debug_assert_eq!(buf.len() - start, request_len, "OTLP length mismatch");
 }
 
 // ---- lengths ----------------------------------------------------------------------------------
@@ -475,6 +477,48 @@ mod tests {
         assert_eq!(w3c_flags(flags), 1);
         assert_eq!(w3c_flags(TraceFlags::RANDOM), 2);
         assert_eq!(w3c_flags(TraceFlags::EMPTY), 0);
+    }
+
+    #[test]
+    fn long_values_get_multi_byte_lengths_that_decode() {
+        use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+        use opentelemetry_proto::tonic::common::v1::any_value;
+        use prost::Message;
+
+        let long = "x".repeat(300);
+        let span = Span {
+            name: "n".repeat(200).into(),
+            kind: SpanKind::Producer,
+            trace_id: trace_core::TraceId::from_u128(7).expect("non-zero"),
+            span_id: trace_core::SpanId::from_u64(9).expect("non-zero"),
+            parent_span_id: None,
+            flags: TraceFlags::SAMPLED,
+            trace_state: trace_core::TraceState::EMPTY,
+            debug_id: None,
+            start_time: SystemTime::UNIX_EPOCH,
+            duration: std::time::Duration::from_secs(1),
+            status: Status::Unset,
+            attributes: (0..200)
+                .map(|i| KeyValue::new(format!("key{i}"), long.clone()))
+                .collect(),
+            events: Vec::new(),
+            links: Vec::new(),
+        };
+        let fixed = FixedParts::new(&Resource::new("svc"), "scope", "1");
+        let mut buf = Vec::new();
+        encode_request(&fixed, &[span.clone(), span], &mut Vec::new(), &mut buf);
+        let request = ExportTraceServiceRequest::decode(buf.as_slice()).expect("decodes");
+        let spans = &request.resource_spans[0].scope_spans[0].spans;
+        assert_eq!(spans.len(), 2);
+        assert_eq!(spans[1].name.len(), 200);
+        assert_eq!(spans[1].kind, 4);
+        assert_eq!(spans[1].end_time_unix_nano, 1_000_000_000);
+        assert_eq!(spans[1].attributes.len(), 200);
+        let value = spans[1].attributes[199]
+            .value
+            .as_ref()
+            .and_then(|v| v.value.as_ref());
+        assert_eq!(value, Some(&any_value::Value::StringValue(long)));
     }
 
     #[test]
