@@ -101,6 +101,9 @@ impl OtlpExporterBuilder {
         if uri.host().is_none() {
             return Err(invalid("no host".to_owned()));
         }
+        // Everything that can fail is checked before the channel spawns its task.
+        let headers = self.header_map()?;
+        let token = self.open_token_file()?;
         let channel = if https {
             https_channel(&endpoint, &self)?
         } else {
@@ -116,8 +119,8 @@ impl OtlpExporterBuilder {
             endpoint: endpoint_url.clone(),
             encoder: self.encoder(),
             body: Vec::new(),
-            headers: self.header_map()?,
-            token: self.open_token_file()?,
+            headers,
+            token,
         })
     }
 }
