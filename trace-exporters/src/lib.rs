@@ -97,3 +97,4 @@ pub use config::ExporterArgs;
 pub use config::{ConfigError, ExporterConfig, ExporterKind};
 #[cfg(feature = "zipkin")]
 pub use zipkin::{ZipkinError, ZipkinExporter};
+pub use transport::tls::{TlsConfig, TlsError};

@@ -10,6 +10,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 
+use super::tls::{TlsConfig, TlsError};
 use crate::export::ExportError;
 
 /// The most of a response body an exporter reads (OTLP partial-success messages, error text).
@@ -51,12 +52,38 @@ pub(crate) enum HttpTransportError {
     /// An `https` URL without TLS support compiled in.
     #[cfg_attr(feature = "tls", allow(dead_code))]
     #[error("`{0}` needs TLS, but trace-exporters was built without its `tls` feature")]
+    #[cfg_attr(feature = "tls", allow(dead_code))]
     NoTls(String),
+    /// The TLS settings could not be applied.
+    #[error(transparent)]
+    Tls(#[from] TlsError),
 }
 
 impl HttpTransport {
-    /// A transport for `url`, sending `headers` (auth, custom) with every request.
+    /// A transport for `url`, sending `headers` (auth, custom) with every request. `https` URLs
+    /// are verified against the web PKI roots.
+    #[allow(dead_code)] // the Jaeger collector and Zipkin exporters' constructor
     pub(crate) fn new(url: &str, headers: HeaderMap) -> Result<Self, HttpTransportError> {
+        Self::build(url, headers, None)
+    }
+
+    /// A transport for `url` whose `https` connections follow `tls` (custom CA, or no
+    /// verification at all). Without the `tls` feature this fails for every `tls` other than the
+    /// default, so that a setting asked for is never silently ignored.
+    #[cfg_attr(not(feature = "otlp-http"), allow(dead_code))]
+    pub(crate) fn with_tls(
+        url: &str,
+        headers: HeaderMap,
+        tls: &TlsConfig,
+    ) -> Result<Self, HttpTransportError> {
+        Self::build(url, headers, Some(tls))
+    }
+
+    fn build(
+        url: &str,
+        headers: HeaderMap,
+        tls: Option<&TlsConfig>,
+    ) -> Result<Self, HttpTransportError> {
         let uri: Uri = url
             .parse()
             .map_err(|_| HttpTransportError::BadUrl(url.to_owned()))?;
@@ -70,16 +97,20 @@ impl HttpTransport {
         #[cfg(feature = "tls")]
         let connector = {
             http.enforce_http(false);
-            hyper_rustls::HttpsConnectorBuilder::new()
-                .with_webpki_roots()
-                .https_or_http()
-                .enable_http1()
-                .wrap_connector(http)
+            let builder = hyper_rustls::HttpsConnectorBuilder::new();
+            let builder = match tls {
+                Some(tls) => builder.with_tls_config(super::tls::client_config(tls)?),
+                None => builder.with_webpki_roots(),
+            };
+            builder.https_or_http().enable_http1().wrap_connector(http)
         };
         #[cfg(not(feature = "tls"))]
         let connector = {
             if scheme == Some("https") {
                 return Err(HttpTransportError::NoTls(url.to_owned()));
+            }
+            if tls.is_some_and(|tls| *tls != TlsConfig::default()) {
+                return Err(HttpTransportError::Tls(super::tls::TlsError::NotCompiled));
             }
             http
         };
@@ -100,11 +131,25 @@ impl HttpTransport {
     }
 
     /// POSTs `body`. A 2xx is `Ok`; anything else is classified by [`classify_status`].
+    #[allow(dead_code)] // the Jaeger collector and Zipkin exporters' way to send
     pub(crate) async fn post(
         &self,
         content_type: &'static str,
         content_encoding: Option<&'static str>,
         body: Bytes,
+    ) -> Result<HttpResponse, ExportError> {
+        self.post_with_headers(content_type, content_encoding, body, None)
+            .await
+    }
+
+    /// [`post`](Self::post) with `extra` headers for this request only (a bearer token that
+    /// changes), sent after, and so replacing, the transport's own headers of the same name.
+    pub(crate) async fn post_with_headers(
+        &self,
+        content_type: &'static str,
+        content_encoding: Option<&'static str>,
+        body: Bytes,
+        extra: Option<&HeaderMap>,
     ) -> Result<HttpResponse, ExportError> {
         let mut request = Request::new(Full::new(body));
         *request.method_mut() = Method::POST;
@@ -115,7 +160,7 @@ impl HttpTransport {
         if let Some(encoding) = content_encoding {
             headers.insert(CONTENT_ENCODING, HeaderValue::from_static(encoding));
         }
-        for (name, value) in &self.headers {
+        for (name, value) in self.headers.iter().chain(extra.into_iter().flatten()) {
             headers.insert(name.clone(), value.clone());
         }
         let response = self

@@ -2,3 +2,5 @@
 
 #[cfg(feature = "http-transport")]
 pub(crate) mod http;
+
+pub(crate) mod tls;

@@ -1,0 +1,531 @@
+//! `ExportTraceServiceRequest` in protobuf, written straight from our spans.
+//!
+//! Generated message structs would mean copying every string and id of a batch into owned
+//! `String`s and `Vec`s before encoding; writing the wire format directly from the borrowed spans
+//! is several times faster and allocates nothing once the buffer has grown. Field numbers follow
+//! `opentelemetry/proto/trace/v1/trace.proto`, `common/v1/common.proto` and
+//! `resource/v1/resource.proto`; the tests decode our output with the generated
+//! `opentelemetry-proto` types.
+//!
+//! Every length-delimited message needs its length before its contents, so each `*_len` function
+//! below mirrors the matching `encode_*` function exactly.
+
+use std::time::SystemTime;
+
+use prost::encoding::{WireType, encode_key, encode_varint, encoded_len_varint, key_len};
+use trace_core::{Array, Event, KeyValue, Link, Span, SpanKind, Status, TraceFlags, Value};
+
+use crate::Resource;
+
+/// `ExportTraceServiceRequest.resource_spans`.
+const REQUEST_RESOURCE_SPANS: u32 = 1;
+/// `ResourceSpans.resource`.
+const RESOURCE_SPANS_RESOURCE: u32 = 1;
+/// `ResourceSpans.scope_spans`.
+const RESOURCE_SPANS_SCOPE_SPANS: u32 = 2;
+/// `Resource.attributes`.
+const RESOURCE_ATTRIBUTES: u32 = 1;
+/// `ScopeSpans.scope`.
+const SCOPE_SPANS_SCOPE: u32 = 1;
+/// `ScopeSpans.spans`.
+const SCOPE_SPANS_SPANS: u32 = 2;
+/// `InstrumentationScope.name`.
+const SCOPE_NAME: u32 = 1;
+/// `InstrumentationScope.version`.
+const SCOPE_VERSION: u32 = 2;
+
+/// `Span` fields.
+const SPAN_TRACE_ID: u32 = 1;
+const SPAN_SPAN_ID: u32 = 2;
+const SPAN_TRACE_STATE: u32 = 3;
+const SPAN_PARENT_SPAN_ID: u32 = 4;
+const SPAN_NAME: u32 = 5;
+const SPAN_KIND: u32 = 6;
+const SPAN_START_TIME: u32 = 7;
+const SPAN_END_TIME: u32 = 8;
+const SPAN_ATTRIBUTES: u32 = 9;
+const SPAN_EVENTS: u32 = 11;
+const SPAN_LINKS: u32 = 13;
+const SPAN_STATUS: u32 = 15;
+const SPAN_FLAGS: u32 = 16;
+
+/// `Span.Event` fields.
+const EVENT_TIME: u32 = 1;
+const EVENT_NAME: u32 = 2;
+const EVENT_ATTRIBUTES: u32 = 3;
+
+/// `Span.Link` fields.
+const LINK_TRACE_ID: u32 = 1;
+const LINK_SPAN_ID: u32 = 2;
+const LINK_TRACE_STATE: u32 = 3;
+const LINK_ATTRIBUTES: u32 = 4;
+
+/// `Status` fields (1 is reserved).
+const STATUS_MESSAGE: u32 = 2;
+const STATUS_CODE: u32 = 3;
+
+/// `KeyValue` fields.
+const KEY_VALUE_KEY: u32 = 1;
+const KEY_VALUE_VALUE: u32 = 2;
+
+/// `AnyValue` oneof fields.
+const ANY_STRING: u32 = 1;
+const ANY_BOOL: u32 = 2;
+const ANY_INT: u32 = 3;
+const ANY_DOUBLE: u32 = 4;
+const ANY_ARRAY: u32 = 5;
+/// `ArrayValue.values`.
+const ARRAY_VALUES: u32 = 1;
+
+/// `Status.StatusCode`.
+pub(crate) const STATUS_CODE_OK: u64 = 1;
+/// `Status.StatusCode`.
+pub(crate) const STATUS_CODE_ERROR: u64 = 2;
+
+/// The W3C trace-flags bits we know (sampled, random), for the low byte of `Span.flags`. Our
+/// other bits (debug, Jaeger's firehose) are tracewire's own and have no place there.
+pub(crate) fn w3c_flags(flags: TraceFlags) -> u32 {
+    u32::from(flags.is_sampled()) | (u32::from(flags.is_random()) << 1)
+}
+
+/// `Span.SpanKind`.
+pub(crate) const fn span_kind(kind: SpanKind) -> u64 {
+    match kind {
+        SpanKind::Internal => 1,
+        SpanKind::Server => 2,
+        SpanKind::Client => 3,
+        SpanKind::Producer => 4,
+        SpanKind::Consumer => 5,
+    }
+}
+
+/// Nanoseconds since the Unix epoch; 0 for a time before it, saturating far in the future.
+pub(crate) fn unix_nanos(time: SystemTime) -> u64 {
+    time.duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |since| {
+            u64::try_from(since.as_nanos()).unwrap_or(u64::MAX)
+        })
+}
+
+/// A span's start and end in Unix nanoseconds; the end from the start and the (monotonic)
+/// duration, which saves a second clock conversion.
+pub(crate) fn start_end_nanos(span: &Span) -> (u64, u64) {
+    let start = unix_nanos(span.start_time);
+    let duration = u64::try_from(span.duration.as_nanos()).unwrap_or(u64::MAX);
+    (start, start.saturating_add(duration))
+}
+
+/// The bytes of the request that are the same for every batch: the `resource` field of
+/// `ResourceSpans` and the `scope` field of `ScopeSpans`, encoded once.
+#[derive(Debug, Clone)]
+pub(crate) struct FixedParts {
+    resource_field: Vec<u8>,
+    scope_field: Vec<u8>,
+}
+
+impl FixedParts {
+    pub(crate) fn new(resource: &Resource, scope_name: &str, scope_version: &str) -> Self {
+        let service_name = KeyValue::new("service.name", resource.service_name().to_owned());
+        let attributes = std::iter::once(&service_name).chain(resource.attributes());
+        let resource_len: usize = attributes
+            .clone()
+            .map(|kv| message_field_len(RESOURCE_ATTRIBUTES, key_value_len(kv)))
+            .sum();
+        let mut resource_field = Vec::with_capacity(resource_len + 8);
+        encode_message_header(RESOURCE_SPANS_RESOURCE, resource_len, &mut resource_field);
+        for kv in attributes {
+            encode_key_value(RESOURCE_ATTRIBUTES, kv, &mut resource_field);
+        }
+
+        let scope_len = string_field_len(SCOPE_NAME, scope_name)
+            + string_field_len(SCOPE_VERSION, scope_version);
+        let mut scope_field = Vec::with_capacity(scope_len + 8);
+        encode_message_header(SCOPE_SPANS_SCOPE, scope_len, &mut scope_field);
+        encode_string_field(SCOPE_NAME, scope_name, &mut scope_field);
+        encode_string_field(SCOPE_VERSION, scope_version, &mut scope_field);
+        Self {
+            resource_field,
+            scope_field,
+        }
+    }
+}
+
+/// Appends one `ExportTraceServiceRequest` holding `spans` to `buf`. `span_lens` is scratch space
+/// (kept by the caller so that it is allocated once).
+pub(crate) fn encode_request(
+    fixed: &FixedParts,
+    spans: &[Span],
+    span_lens: &mut Vec<usize>,
+    buf: &mut Vec<u8>,
+) {
+    span_lens.clear();
+    span_lens.extend(spans.iter().map(span_len));
+    let spans_len: usize = span_lens
+        .iter()
+        .map(|&len| message_field_len(SCOPE_SPANS_SPANS, len))
+        .sum();
+    let scope_spans_len = fixed.scope_field.len() + spans_len;
+    let resource_spans_len =
+        fixed.resource_field.len() + message_field_len(RESOURCE_SPANS_SCOPE_SPANS, scope_spans_len);
+    let request_len = message_field_len(REQUEST_RESOURCE_SPANS, resource_spans_len);
+    buf.reserve(request_len);
+    let start = buf.len();
+
+    encode_message_header(REQUEST_RESOURCE_SPANS, resource_spans_len, buf);
+    buf.extend_from_slice(&fixed.resource_field);
+    encode_message_header(RESOURCE_SPANS_SCOPE_SPANS, scope_spans_len, buf);
+    buf.extend_from_slice(&fixed.scope_field);
+    for (span, &len) in spans.iter().zip(span_lens.iter()) {
+        encode_message_header(SCOPE_SPANS_SPANS, len, buf);
+        encode_span(span, buf);
+    }
+    // Every length prefix above came from the `*_len` mirrors of the encoders; a mismatch would
+    // make the whole request undecodable, so debug builds (the tests) check they agree.
+    debug_assert_eq!(buf.len() - start, request_len, "OTLP length mismatch");
+}
+
+// ---- lengths ----------------------------------------------------------------------------------
+
+/// A length-delimited field (key, length, contents) whose contents are `len` bytes.
+fn message_field_len(tag: u32, len: usize) -> usize {
+    key_len(tag) + encoded_len_varint(len as u64) + len
+}
+
+fn string_field_len(tag: u32, value: &str) -> usize {
+    message_field_len(tag, value.len())
+}
+
+/// A `string` field as proto3 writes it: left out when empty.
+fn optional_string_field_len(tag: u32, value: &str) -> usize {
+    if value.is_empty() {
+        0
+    } else {
+        string_field_len(tag, value)
+    }
+}
+
+fn varint_field_len(tag: u32, value: u64) -> usize {
+    key_len(tag) + encoded_len_varint(value)
+}
+
+fn fixed64_field_len(tag: u32) -> usize {
+    key_len(tag) + 8
+}
+
+fn fixed32_field_len(tag: u32) -> usize {
+    key_len(tag) + 4
+}
+
+fn span_len(span: &Span) -> usize {
+    let mut len = message_field_len(SPAN_TRACE_ID, 16) + message_field_len(SPAN_SPAN_ID, 8);
+    len += optional_string_field_len(SPAN_TRACE_STATE, trace_state(&span.trace_state));
+    if span.parent_span_id.is_some() {
+        len += message_field_len(SPAN_PARENT_SPAN_ID, 8);
+    }
+    len += optional_string_field_len(SPAN_NAME, &span.name);
+    len += varint_field_len(SPAN_KIND, span_kind(span.kind));
+    len += fixed64_field_len(SPAN_START_TIME) + fixed64_field_len(SPAN_END_TIME);
+    len += attributes_len(SPAN_ATTRIBUTES, &span.attributes);
+    len += span
+        .events
+        .iter()
+        .map(|event| message_field_len(SPAN_EVENTS, event_len(event)))
+        .sum::<usize>();
+    len += span
+        .links
+        .iter()
+        .map(|link| message_field_len(SPAN_LINKS, link_len(link)))
+        .sum::<usize>();
+    if let Some(status_len) = status_len(&span.status) {
+        len += message_field_len(SPAN_STATUS, status_len);
+    }
+    len += fixed32_field_len(SPAN_FLAGS);
+    len
+}
+
+fn trace_state(state: &trace_core::TraceState) -> &str {
+    state.header_value().unwrap_or("")
+}
+
+fn event_len(event: &Event) -> usize {
+    fixed64_field_len(EVENT_TIME)
+        + optional_string_field_len(EVENT_NAME, &event.name)
+        + attributes_len(EVENT_ATTRIBUTES, &event.attributes)
+}
+
+fn link_len(link: &Link) -> usize {
+    message_field_len(LINK_TRACE_ID, 16)
+        + message_field_len(LINK_SPAN_ID, 8)
+        + optional_string_field_len(LINK_TRACE_STATE, trace_state(&link.trace_state))
+        + attributes_len(LINK_ATTRIBUTES, &link.attributes)
+}
+
+/// The `Status` message's length, or `None` when the status is unset (and left out).
+fn status_len(status: &Status) -> Option<usize> {
+    match status {
+        Status::Unset => None,
+        Status::Ok => Some(varint_field_len(STATUS_CODE, STATUS_CODE_OK)),
+        Status::Error { message } => Some(
+            optional_string_field_len(STATUS_MESSAGE, message)
+                + varint_field_len(STATUS_CODE, STATUS_CODE_ERROR),
+        ),
+    }
+}
+
+fn attributes_len(tag: u32, attributes: &[KeyValue]) -> usize {
+    attributes
+        .iter()
+        .map(|kv| message_field_len(tag, key_value_len(kv)))
+        .sum()
+}
+
+fn key_value_len(kv: &KeyValue) -> usize {
+    optional_string_field_len(KEY_VALUE_KEY, &kv.key)
+        + message_field_len(KEY_VALUE_VALUE, any_value_len(&kv.value))
+}
+
+/// The `AnyValue` message's length. Its oneof field is written even when it holds a default
+/// (an empty string, `false`, 0), since a oneof's presence is what says which type it is.
+fn any_value_len(value: &Value) -> usize {
+    match value {
+        Value::String(s) => string_field_len(ANY_STRING, s.as_str()),
+        Value::Bool(b) => varint_field_len(ANY_BOOL, u64::from(*b)),
+        Value::I64(i) => varint_field_len(ANY_INT, *i as u64),
+        Value::F64(_) => fixed64_field_len(ANY_DOUBLE),
+        Value::Array(array) => message_field_len(ANY_ARRAY, array_len(array)),
+    }
+}
+
+/// The `ArrayValue` message's length: one `AnyValue` field per element.
+fn array_len(array: &Array) -> usize {
+    fn elements(lens: impl Iterator<Item = usize>) -> usize {
+        lens.map(|len| message_field_len(ARRAY_VALUES, len)).sum()
+    }
+    match array {
+        Array::Bool(v) => elements(v.iter().map(|b| varint_field_len(ANY_BOOL, u64::from(*b)))),
+        Array::I64(v) => elements(v.iter().map(|i| varint_field_len(ANY_INT, *i as u64))),
+        Array::F64(v) => elements(v.iter().map(|_| fixed64_field_len(ANY_DOUBLE))),
+        Array::String(v) => elements(v.iter().map(|s| string_field_len(ANY_STRING, s.as_str()))),
+    }
+}
+
+// ---- encoding ---------------------------------------------------------------------------------
+
+/// A varint, with the one-byte case (every key here, most lengths) inline: prost's
+/// `encode_varint` is a loop over a generic `BufMut` that the compiler does not inline, and it
+/// took a third of the encoding time when called for every byte-sized value.
+#[inline]
+fn put_varint(value: u64, buf: &mut Vec<u8>) {
+    if value < 0x80 {
+        buf.push(value as u8);
+    } else {
+        encode_varint(value, buf);
+    }
+}
+
+/// A field key; one byte for the field numbers below 16 that make up nearly every field here.
+#[inline]
+fn put_key(tag: u32, wire_type: WireType, buf: &mut Vec<u8>) {
+    if tag < 16 {
+        buf.push(((tag << 3) | wire_type as u32) as u8);
+    } else {
+        encode_key(tag, wire_type, buf);
+    }
+}
+
+fn encode_message_header(tag: u32, len: usize, buf: &mut Vec<u8>) {
+    put_key(tag, WireType::LengthDelimited, buf);
+    put_varint(len as u64, buf);
+}
+
+fn encode_bytes_field(tag: u32, bytes: &[u8], buf: &mut Vec<u8>) {
+    encode_message_header(tag, bytes.len(), buf);
+    buf.extend_from_slice(bytes);
+}
+
+fn encode_string_field(tag: u32, value: &str, buf: &mut Vec<u8>) {
+    encode_bytes_field(tag, value.as_bytes(), buf);
+}
+
+fn encode_optional_string_field(tag: u32, value: &str, buf: &mut Vec<u8>) {
+    if !value.is_empty() {
+        encode_string_field(tag, value, buf);
+    }
+}
+
+fn encode_varint_field(tag: u32, value: u64, buf: &mut Vec<u8>) {
+    put_key(tag, WireType::Varint, buf);
+    put_varint(value, buf);
+}
+
+fn encode_fixed64_field(tag: u32, value: u64, buf: &mut Vec<u8>) {
+    put_key(tag, WireType::SixtyFourBit, buf);
+    buf.extend_from_slice(&value.to_le_bytes());
+}
+
+fn encode_fixed32_field(tag: u32, value: u32, buf: &mut Vec<u8>) {
+    put_key(tag, WireType::ThirtyTwoBit, buf);
+    buf.extend_from_slice(&value.to_le_bytes());
+}
+
+fn encode_span(span: &Span, buf: &mut Vec<u8>) {
+    encode_bytes_field(SPAN_TRACE_ID, &span.trace_id.to_bytes(), buf);
+    encode_bytes_field(SPAN_SPAN_ID, &span.span_id.to_bytes(), buf);
+    encode_optional_string_field(SPAN_TRACE_STATE, trace_state(&span.trace_state), buf);
+    if let Some(parent) = span.parent_span_id {
+        encode_bytes_field(SPAN_PARENT_SPAN_ID, &parent.to_bytes(), buf);
+    }
+    encode_optional_string_field(SPAN_NAME, &span.name, buf);
+    encode_varint_field(SPAN_KIND, span_kind(span.kind), buf);
+    let (start, end) = start_end_nanos(span);
+    encode_fixed64_field(SPAN_START_TIME, start, buf);
+    encode_fixed64_field(SPAN_END_TIME, end, buf);
+    for kv in &span.attributes {
+        encode_key_value(SPAN_ATTRIBUTES, kv, buf);
+    }
+    for event in &span.events {
+        encode_message_header(SPAN_EVENTS, event_len(event), buf);
+        encode_fixed64_field(EVENT_TIME, unix_nanos(event.time), buf);
+        encode_optional_string_field(EVENT_NAME, &event.name, buf);
+        for kv in &event.attributes {
+            encode_key_value(EVENT_ATTRIBUTES, kv, buf);
+        }
+    }
+    for link in &span.links {
+        encode_message_header(SPAN_LINKS, link_len(link), buf);
+        encode_bytes_field(LINK_TRACE_ID, &link.trace_id.to_bytes(), buf);
+        encode_bytes_field(LINK_SPAN_ID, &link.span_id.to_bytes(), buf);
+        encode_optional_string_field(LINK_TRACE_STATE, trace_state(&link.trace_state), buf);
+        for kv in &link.attributes {
+            encode_key_value(LINK_ATTRIBUTES, kv, buf);
+        }
+    }
+    if let Some(status_len) = status_len(&span.status) {
+        encode_message_header(SPAN_STATUS, status_len, buf);
+        match &span.status {
+            Status::Unset => {}
+            Status::Ok => encode_varint_field(STATUS_CODE, STATUS_CODE_OK, buf),
+            Status::Error { message } => {
+                encode_optional_string_field(STATUS_MESSAGE, message, buf);
+                encode_varint_field(STATUS_CODE, STATUS_CODE_ERROR, buf);
+            }
+        }
+    }
+    encode_fixed32_field(SPAN_FLAGS, w3c_flags(span.flags), buf);
+}
+
+fn encode_key_value(tag: u32, kv: &KeyValue, buf: &mut Vec<u8>) {
+    let value_len = any_value_len(&kv.value);
+    let len = optional_string_field_len(KEY_VALUE_KEY, &kv.key)
+        + message_field_len(KEY_VALUE_VALUE, value_len);
+    encode_message_header(tag, len, buf);
+    encode_optional_string_field(KEY_VALUE_KEY, &kv.key, buf);
+    encode_message_header(KEY_VALUE_VALUE, value_len, buf);
+    encode_any_value_contents(&kv.value, buf);
+}
+
+/// The fields of an `AnyValue` (its header already written).
+fn encode_any_value_contents(value: &Value, buf: &mut Vec<u8>) {
+    match value {
+        Value::String(s) => encode_string_field(ANY_STRING, s.as_str(), buf),
+        Value::Bool(b) => encode_varint_field(ANY_BOOL, u64::from(*b), buf),
+        Value::I64(i) => encode_varint_field(ANY_INT, *i as u64, buf),
+        Value::F64(x) => encode_fixed64_field(ANY_DOUBLE, x.to_bits(), buf),
+        Value::Array(array) => {
+            encode_message_header(ANY_ARRAY, array_len(array), buf);
+            encode_array_contents(array, buf);
+        }
+    }
+}
+
+fn encode_array_contents(array: &Array, buf: &mut Vec<u8>) {
+    match array {
+        Array::Bool(v) => {
+            for &b in v {
+                encode_message_header(ARRAY_VALUES, varint_field_len(ANY_BOOL, u64::from(b)), buf);
+                encode_varint_field(ANY_BOOL, u64::from(b), buf);
+            }
+        }
+        Array::I64(v) => {
+            for &i in v {
+                encode_message_header(ARRAY_VALUES, varint_field_len(ANY_INT, i as u64), buf);
+                encode_varint_field(ANY_INT, i as u64, buf);
+            }
+        }
+        Array::F64(v) => {
+            for &x in v {
+                encode_message_header(ARRAY_VALUES, fixed64_field_len(ANY_DOUBLE), buf);
+                encode_fixed64_field(ANY_DOUBLE, x.to_bits(), buf);
+            }
+        }
+        Array::String(v) => {
+            for s in v {
+                encode_message_header(ARRAY_VALUES, string_field_len(ANY_STRING, s.as_str()), buf);
+                encode_string_field(ANY_STRING, s.as_str(), buf);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_keep_only_w3c_bits() {
+        let flags = TraceFlags::SAMPLED | TraceFlags::DEBUG | TraceFlags::FIREHOSE;
+        assert_eq!(w3c_flags(flags), 1);
+        assert_eq!(w3c_flags(TraceFlags::RANDOM), 2);
+        assert_eq!(w3c_flags(TraceFlags::EMPTY), 0);
+    }
+
+    #[test]
+    fn long_values_get_multi_byte_lengths_that_decode() {
+        use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+        use opentelemetry_proto::tonic::common::v1::any_value;
+        use prost::Message;
+
+        let long = "x".repeat(300);
+        let span = Span {
+            name: "n".repeat(200).into(),
+            kind: SpanKind::Producer,
+            trace_id: trace_core::TraceId::from_u128(7).expect("non-zero"),
+            span_id: trace_core::SpanId::from_u64(9).expect("non-zero"),
+            parent_span_id: None,
+            flags: TraceFlags::SAMPLED,
+            trace_state: trace_core::TraceState::EMPTY,
+            debug_id: None,
+            start_time: SystemTime::UNIX_EPOCH,
+            duration: std::time::Duration::from_secs(1),
+            status: Status::Unset,
+            attributes: (0..200)
+                .map(|i| KeyValue::new(format!("key{i}"), long.clone()))
+                .collect(),
+            events: Vec::new(),
+            links: Vec::new(),
+        };
+        let fixed = FixedParts::new(&Resource::new("svc"), "scope", "1");
+        let mut buf = Vec::new();
+        encode_request(&fixed, &[span.clone(), span], &mut Vec::new(), &mut buf);
+        let request = ExportTraceServiceRequest::decode(buf.as_slice()).expect("decodes");
+        let spans = &request.resource_spans[0].scope_spans[0].spans;
+        assert_eq!(spans.len(), 2);
+        assert_eq!(spans[1].name.len(), 200);
+        assert_eq!(spans[1].kind, 4);
+        assert_eq!(spans[1].end_time_unix_nano, 1_000_000_000);
+        assert_eq!(spans[1].attributes.len(), 200);
+        let value = spans[1].attributes[199]
+            .value
+            .as_ref()
+            .and_then(|v| v.value.as_ref());
+        assert_eq!(value, Some(&any_value::Value::StringValue(long)));
+    }
+
+    #[test]
+    fn times_before_the_epoch_are_zero() {
+        let before = SystemTime::UNIX_EPOCH - std::time::Duration::from_secs(1);
+        assert_eq!(unix_nanos(before), 0);
+        let after = SystemTime::UNIX_EPOCH + std::time::Duration::from_nanos(1_500);
+        assert_eq!(unix_nanos(after), 1_500);
+    }
+}

@@ -1,0 +1,291 @@
+//! OTLP/gRPC against a real tonic server on loopback implementing `opentelemetry-proto`'s
+//! generated `TraceService`.
+
+#![cfg(feature = "otlp-grpc")]
+
+mod otlp_common;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
+    TraceService, TraceServiceServer,
+};
+use opentelemetry_proto::tonic::collector::trace::v1::{
+    ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
+};
+use otlp_common::{GUARD, assert_request, spans, temp_path};
+use prost::Message;
+use tonic::codec::CompressionEncoding;
+use tonic::metadata::MetadataMap;
+use tonic::transport::server::TcpIncoming;
+use tonic::{Code, Request, Response, Status};
+use trace_exporters::otlp::{OtlpError, OtlpGrpcExporter, OtlpProtocol};
+use trace_exporters::{ExportOutcome, ExportResult, SpanExporter};
+
+/// `google.rpc.Status`, `google.rpc.RetryInfo` and `google.protobuf.Duration`, declared here
+/// (not taken from the exporter) so the test builds its error details independently.
+#[derive(Clone, PartialEq, Message)]
+struct RpcStatus {
+    #[prost(int32, tag = "1")]
+    code: i32,
+    #[prost(string, tag = "2")]
+    message: String,
+    #[prost(message, repeated, tag = "3")]
+    details: Vec<ProtoAny>,
+}
+
+#[derive(Clone, PartialEq, Message)]
+struct ProtoAny {
+    #[prost(string, tag = "1")]
+    type_url: String,
+    #[prost(bytes = "vec", tag = "2")]
+    value: Vec<u8>,
+}
+
+#[derive(Clone, PartialEq, Message)]
+struct RetryInfo {
+    #[prost(message, optional, tag = "1")]
+    retry_delay: Option<ProtoDuration>,
+}
+
+#[derive(Clone, PartialEq, Message)]
+struct ProtoDuration {
+    #[prost(int64, tag = "1")]
+    seconds: i64,
+    #[prost(int32, tag = "2")]
+    nanos: i32,
+}
+
+/// What the server answers with.
+#[derive(Debug, Clone, Default)]
+enum Answer {
+    #[default]
+    Ok,
+    PartialSuccess(i64),
+    Error(Code, Option<Duration>),
+}
+
+#[derive(Debug, Default)]
+struct Receiver {
+    received: Mutex<Vec<(MetadataMap, ExportTraceServiceRequest)>>,
+    answer: Mutex<Answer>,
+}
+
+impl Receiver {
+    fn answer_with(&self, answer: Answer) {
+        *self.answer.lock().expect("answer lock") = answer;
+    }
+
+    fn take(&self) -> Vec<(MetadataMap, ExportTraceServiceRequest)> {
+        std::mem::take(&mut *self.received.lock().expect("received lock"))
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Service(Arc<Receiver>);
+
+#[tonic::async_trait]
+impl TraceService for Service {
+    async fn export(
+        &self,
+        request: Request<ExportTraceServiceRequest>,
+    ) -> Result<Response<ExportTraceServiceResponse>, Status> {
+        let (metadata, _, message) = request.into_parts();
+        self.0
+            .received
+            .lock()
+            .expect("received lock")
+            .push((metadata, message));
+        let answer = self.0.answer.lock().expect("answer lock").clone();
+        match answer {
+            Answer::Ok => Ok(Response::new(ExportTraceServiceResponse::default())),
+            Answer::PartialSuccess(rejected) => Ok(Response::new(ExportTraceServiceResponse {
+                partial_success: Some(ExportTracePartialSuccess {
+                    rejected_spans: rejected,
+                    error_message: "too old".to_owned(),
+                }),
+            })),
+            Answer::Error(code, delay) => {
+                let details = delay.map(|delay| {
+                    let info = RetryInfo {
+                        retry_delay: Some(ProtoDuration {
+                            seconds: delay.as_secs() as i64,
+                            nanos: delay.subsec_nanos() as i32,
+                        }),
+                    };
+                    RpcStatus {
+                        code: code as i32,
+                        message: "busy".to_owned(),
+                        details: vec![ProtoAny {
+                            type_url: "type.googleapis.com/google.rpc.RetryInfo".to_owned(),
+                            value: info.encode_to_vec(),
+                        }],
+                    }
+                    .encode_to_vec()
+                });
+                Err(match details {
+                    Some(details) => Status::with_details(code, "busy", details.into()),
+                    None => Status::new(code, "refused"),
+                })
+            }
+        }
+    }
+}
+
+/// A `TraceService` server on 127.0.0.1 accepting gzip; returns it and its URL.
+async fn start_receiver() -> (Arc<Receiver>, String) {
+    let receiver = Arc::new(Receiver::default());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind a loopback port");
+    let address = listener.local_addr().expect("local address");
+    let service = TraceServiceServer::new(Service(receiver.clone()))
+        .accept_compressed(CompressionEncoding::Gzip);
+    tokio::spawn(async move {
+        let _ = tonic::transport::Server::builder()
+            .add_service(service)
+            .serve_with_incoming(TcpIncoming::from(listener))
+            .await;
+    });
+    (receiver, format!("http://{address}"))
+}
+
+async fn export(exporter: &mut OtlpGrpcExporter) -> ExportResult {
+    let batch = spans();
+    tokio::time::timeout(GUARD, exporter.export(&batch))
+        .await
+        .expect("the export finishes")
+}
+
+#[tokio::test]
+async fn fields_arrive_as_sent_with_and_without_gzip() {
+    let (receiver, url) = start_receiver().await;
+    for gzip in [false, true] {
+        let mut exporter = OtlpGrpcExporter::builder()
+            .endpoint(&url)
+            .gzip(gzip)
+            .resource(otlp_common::resource())
+            .build_grpc()
+            .expect("exporter");
+        assert_eq!(
+            export(&mut exporter).await.ok(),
+            Some(ExportOutcome::delivered())
+        );
+        let received = receiver.take();
+        assert_eq!(received.len(), 1);
+        let (metadata, request) = &received[0];
+        assert_eq!(
+            metadata.get("grpc-encoding").and_then(|v| v.to_str().ok()),
+            gzip.then_some("gzip"),
+        );
+        assert_request(request);
+    }
+}
+
+#[tokio::test]
+async fn metadata_and_a_rotated_token_are_sent() {
+    let (receiver, url) = start_receiver().await;
+    let token_file = temp_path("grpc-token");
+    std::fs::write(&token_file, "first-token\n").expect("write the token file");
+    let mut exporter = OtlpGrpcExporter::builder()
+        .endpoint(&url)
+        .header("x-tenant", "shop")
+        .token_file(&token_file)
+        .build_grpc()
+        .expect("exporter");
+    assert!(export(&mut exporter).await.is_ok());
+    std::fs::write(&token_file, "second-token-rotated").expect("rewrite the token file");
+    assert!(export(&mut exporter).await.is_ok());
+    let _ = std::fs::remove_file(&token_file);
+
+    let received = receiver.take();
+    assert_eq!(received.len(), 2);
+    let value = |index: usize, name: &str| {
+        received[index]
+            .0
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    assert_eq!(value(0, "x-tenant").as_deref(), Some("shop"));
+    assert_eq!(value(1, "x-tenant").as_deref(), Some("shop"));
+    assert!(
+        value(0, "user-agent").is_some_and(|agent| agent.starts_with("tracewire/")),
+        "{:?}",
+        value(0, "user-agent")
+    );
+    assert_eq!(
+        value(0, "authorization").as_deref(),
+        Some("Bearer first-token")
+    );
+    assert_eq!(
+        value(1, "authorization").as_deref(),
+        Some("Bearer second-token-rotated")
+    );
+}
+
+#[tokio::test]
+async fn partial_success_counts_rejected_spans() {
+    let (receiver, url) = start_receiver().await;
+    receiver.answer_with(Answer::PartialSuccess(2));
+    let mut exporter = OtlpGrpcExporter::builder()
+        .endpoint(&url)
+        .build_grpc()
+        .expect("exporter");
+    assert_eq!(
+        export(&mut exporter).await.ok(),
+        Some(ExportOutcome::with_dropped(2, "rejected_by_collector"))
+    );
+}
+
+#[tokio::test]
+async fn unavailable_is_retryable_after_the_servers_delay_and_unauthenticated_is_not() {
+    let (receiver, url) = start_receiver().await;
+    let mut exporter = OtlpGrpcExporter::builder()
+        .endpoint(&url)
+        .build_grpc()
+        .expect("exporter");
+
+    receiver.answer_with(Answer::Error(Code::Unavailable, None));
+    let error = export(&mut exporter).await.expect_err("unavailable");
+    assert!(error.is_retryable());
+    assert_eq!(error.retry_after(), None);
+
+    let delay = Duration::from_millis(1_250);
+    receiver.answer_with(Answer::Error(Code::ResourceExhausted, Some(delay)));
+    let error = export(&mut exporter).await.expect_err("exhausted");
+    assert!(error.is_retryable());
+    assert_eq!(error.retry_after(), Some(delay));
+
+    receiver.answer_with(Answer::Error(Code::Unauthenticated, None));
+    let error = export(&mut exporter).await.expect_err("unauthenticated");
+    assert!(!error.is_retryable());
+}
+
+#[tokio::test]
+async fn a_closed_port_is_retryable() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let address = listener.local_addr().expect("address");
+    drop(listener);
+    let mut exporter = OtlpGrpcExporter::builder()
+        .endpoint(format!("http://{address}"))
+        .build_grpc()
+        .expect("exporter");
+    let error = export(&mut exporter).await.expect_err("nobody listens");
+    assert!(error.is_retryable(), "{error}");
+}
+
+#[tokio::test]
+async fn bad_settings_fail_the_build() {
+    let error = OtlpGrpcExporter::builder()
+        .endpoint("not a url")
+        .build_grpc()
+        .expect_err("not a URL");
+    assert!(matches!(error, OtlpError::InvalidEndpoint { .. }));
+    let error = OtlpGrpcExporter::builder()
+        .protocol(OtlpProtocol::HttpProtobuf)
+        .build_grpc()
+        .expect_err("HTTP is not gRPC");
+    assert!(matches!(error, OtlpError::WrongProtocol { .. }));
+}
