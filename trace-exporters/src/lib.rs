@@ -60,6 +60,7 @@
 
 mod export;
 mod resource;
+mod telemetry;
 mod transport;
 
 pub mod pipeline;
@@ -91,10 +92,11 @@ pub use pipeline::{
     ShutdownReport,
 };
 pub use resource::{Resource, SDK_NAME, SDK_VERSION};
+pub use telemetry::{BuildError, Telemetry};
 
 #[cfg(feature = "clap")]
 pub use config::ExporterArgs;
 pub use config::{ConfigError, ExporterConfig, ExporterKind};
+pub use transport::tls::{TlsConfig, TlsError};
 #[cfg(feature = "zipkin")]
 pub use zipkin::{ZipkinError, ZipkinExporter};
-pub use transport::tls::{TlsConfig, TlsError};

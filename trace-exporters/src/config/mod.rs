@@ -278,21 +278,13 @@ impl ExporterConfig {
     /// without a scheme gets `https://`, or `http://` when [`OtlpSettings::insecure`] is set.
     pub fn otlp_traces_endpoint(&self) -> String {
         let insecure = self.otlp.insecure;
-        if let Some(url) = &self.otlp.traces_endpoint {
-            return values::with_scheme(url, insecure);
-        }
-        let protocol = self.otlp_protocol();
-        let base = match (&self.otlp.endpoint, protocol) {
-            (Some(url), _) => values::with_scheme(url, insecure),
-            (None, OtlpProtocol::Grpc) => DEFAULT_OTLP_GRPC_ENDPOINT.to_owned(),
-            (None, _) => DEFAULT_OTLP_HTTP_ENDPOINT.to_owned(),
-        };
-        match protocol {
-            OtlpProtocol::Grpc => base,
-            OtlpProtocol::HttpProtobuf | OtlpProtocol::HttpJson => {
-                format!("{}/v1/traces", base.trim_end_matches('/'))
-            }
-        }
+        let with_scheme =
+            |url: &Option<String>| url.as_deref().map(|url| values::with_scheme(url, insecure));
+        traces_endpoint(
+            self.otlp_protocol(),
+            with_scheme(&self.otlp.traces_endpoint).as_deref(),
+            with_scheme(&self.otlp.endpoint).as_deref(),
+        )
     }
 
     /// The OTLP headers as an HTTP header map.
@@ -532,6 +524,63 @@ impl OtlpProtocol {
         [Self::Grpc, Self::HttpProtobuf, Self::HttpJson]
             .into_iter()
             .find(|protocol| protocol.as_str().eq_ignore_ascii_case(name.trim()))
+    }
+
+    /// Whether this protocol is one of the HTTP ones.
+    pub const fn is_http(self) -> bool {
+        !matches!(self, Self::Grpc)
+    }
+}
+
+impl fmt::Display for OtlpProtocol {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The traces URL for an OTLP/HTTP base endpoint: `/v1/traces` appended with exactly one slash
+/// between (`http://c:4318` and `http://c:4318/` both give `http://c:4318/v1/traces`).
+///
+/// ```
+/// use trace_exporters::config::http_traces_url;
+///
+/// assert_eq!(http_traces_url("http://c:4318"), "http://c:4318/v1/traces");
+/// assert_eq!(http_traces_url("http://c/otlp/"), "http://c/otlp/v1/traces");
+/// ```
+pub fn http_traces_url(base: &str) -> String {
+    format!("{}/v1/traces", base.trim().trim_end_matches('/'))
+}
+
+/// The URL an OTLP exporter of `protocol` sends traces to, as the OTLP exporter specification
+/// chooses it: a traces endpoint (`OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`) is used as is; a base
+/// endpoint (`OTEL_EXPORTER_OTLP_ENDPOINT`) gets `/v1/traces` appended for HTTP and is used as is
+/// for gRPC; with neither, the protocol's default. Empty values count as unset.
+///
+/// ```
+/// use trace_exporters::config::{OtlpProtocol, traces_endpoint};
+///
+/// let http = OtlpProtocol::HttpProtobuf;
+/// assert_eq!(traces_endpoint(http, None, None), "http://localhost:4318/v1/traces");
+/// assert_eq!(traces_endpoint(http, None, Some("http://c:4318")), "http://c:4318/v1/traces");
+/// assert_eq!(traces_endpoint(http, Some("http://c/t"), Some("http://x")), "http://c/t");
+/// assert_eq!(traces_endpoint(OtlpProtocol::Grpc, None, Some("http://c:4317")), "http://c:4317");
+/// ```
+pub fn traces_endpoint(
+    protocol: OtlpProtocol,
+    traces_endpoint: Option<&str>,
+    base_endpoint: Option<&str>,
+) -> String {
+    fn set(value: Option<&str>) -> Option<&str> {
+        value.map(str::trim).filter(|value| !value.is_empty())
+    }
+    if let Some(endpoint) = set(traces_endpoint) {
+        return endpoint.to_owned();
+    }
+    match (protocol.is_http(), set(base_endpoint)) {
+        (true, Some(base)) => http_traces_url(base),
+        (true, None) => http_traces_url(DEFAULT_OTLP_HTTP_ENDPOINT),
+        (false, Some(base)) => base.to_owned(),
+        (false, None) => DEFAULT_OTLP_GRPC_ENDPOINT.to_owned(),
     }
 }
 

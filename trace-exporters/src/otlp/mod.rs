@@ -26,7 +26,6 @@
 //! # fn main() {}
 //! ```
 
-use std::fmt;
 use std::path::PathBuf;
 use std::str::FromStr;
 
@@ -53,61 +52,15 @@ pub use grpc::OtlpGrpcExporter;
 #[cfg(feature = "otlp-http")]
 pub use http_exporter::OtlpHttpExporter;
 
-/// The default OTLP/HTTP base endpoint (the spec's `http://localhost:4318`).
-pub const DEFAULT_HTTP_ENDPOINT: &str = "http://localhost:4318";
-/// The default OTLP/gRPC endpoint (the spec's `http://localhost:4317`).
-pub const DEFAULT_GRPC_ENDPOINT: &str = "http://localhost:4317";
-/// The path appended to an OTLP/HTTP base endpoint for traces.
-pub const HTTP_TRACES_PATH: &str = "v1/traces";
+// The protocol names and endpoint rules are part of the configuration, which is compiled
+// whatever exporters are; they are offered here too, where exporter code looks for them.
+pub use crate::config::{
+    DEFAULT_OTLP_GRPC_ENDPOINT, DEFAULT_OTLP_HTTP_ENDPOINT, OtlpProtocol, http_traces_url,
+    traces_endpoint,
+};
+
 /// The instrumentation scope name every exported span carries.
 pub const SCOPE_NAME: &str = "tracewire";
-
-/// How spans travel to the collector: the values of `OTEL_EXPORTER_OTLP_PROTOCOL`.
-///
-/// ```
-/// use trace_exporters::otlp::OtlpProtocol;
-///
-/// let protocol: OtlpProtocol = "http/json".parse().expect("a known protocol");
-/// assert_eq!(protocol, OtlpProtocol::HttpJson);
-/// assert_eq!(OtlpProtocol::Grpc.to_string(), "grpc");
-/// ```
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize,
-)]
-pub enum OtlpProtocol {
-    /// gRPC (`grpc`), usually on port 4317.
-    #[serde(rename = "grpc")]
-    Grpc,
-    /// Protobuf over HTTP (`http/protobuf`), usually on port 4318; the spec's default.
-    #[default]
-    #[serde(rename = "http/protobuf")]
-    HttpProtobuf,
-    /// JSON over HTTP (`http/json`).
-    #[serde(rename = "http/json")]
-    HttpJson,
-}
-
-impl OtlpProtocol {
-    /// The name used by `OTEL_EXPORTER_OTLP_PROTOCOL`.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Self::Grpc => "grpc",
-            Self::HttpProtobuf => "http/protobuf",
-            Self::HttpJson => "http/json",
-        }
-    }
-
-    /// Whether this protocol is one of the HTTP ones.
-    pub const fn is_http(self) -> bool {
-        !matches!(self, Self::Grpc)
-    }
-}
-
-impl fmt::Display for OtlpProtocol {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
 
 impl FromStr for OtlpProtocol {
     type Err = OtlpError;
@@ -120,86 +73,6 @@ impl FromStr for OtlpProtocol {
             other => Err(OtlpError::UnknownProtocol(other.to_owned())),
         }
     }
-}
-
-/// The traces URL for an OTLP/HTTP base endpoint: `/v1/traces` appended, with exactly one slash
-/// between (`http://c:4318` and `http://c:4318/` both give `http://c:4318/v1/traces`;
-/// `http://c/otlp/` gives `http://c/otlp/v1/traces`).
-///
-/// ```
-/// use trace_exporters::otlp::http_traces_url;
-///
-/// assert_eq!(http_traces_url("http://c:4318"), "http://c:4318/v1/traces");
-/// assert_eq!(http_traces_url("http://c/otlp/"), "http://c/otlp/v1/traces");
-/// ```
-pub fn http_traces_url(base: &str) -> String {
-    let base = base.trim();
-    if base.ends_with('/') {
-        format!("{base}{HTTP_TRACES_PATH}")
-    } else {
-        format!("{base}/{HTTP_TRACES_PATH}")
-    }
-}
-
-/// The endpoint an exporter of `protocol` sends traces to, chosen as the OTLP exporter spec
-/// says: a signal-specific endpoint (`OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`) is used as is; a base
-/// endpoint (`OTEL_EXPORTER_OTLP_ENDPOINT`) gets `/v1/traces` appended for HTTP and is used as is
-/// for gRPC; with neither, the protocol's default. Empty values count as unset.
-///
-/// ```
-/// use trace_exporters::otlp::{OtlpProtocol, traces_endpoint};
-///
-/// let http = OtlpProtocol::HttpProtobuf;
-/// assert_eq!(traces_endpoint(http, None, None), "http://localhost:4318/v1/traces");
-/// assert_eq!(traces_endpoint(http, None, Some("http://c:4318")), "http://c:4318/v1/traces");
-/// assert_eq!(traces_endpoint(http, Some("http://c/t"), Some("http://x")), "http://c/t");
-/// assert_eq!(traces_endpoint(OtlpProtocol::Grpc, None, Some("http://c:4317")), "http://c:4317");
-/// ```
-pub fn traces_endpoint(
-    protocol: OtlpProtocol,
-    traces_endpoint: Option<&str>,
-    base_endpoint: Option<&str>,
-) -> String {
-    fn set(value: Option<&str>) -> Option<&str> {
-        value.map(str::trim).filter(|value| !value.is_empty())
-    }
-    if let Some(endpoint) = set(traces_endpoint) {
-        return endpoint.to_owned();
-    }
-    match (protocol.is_http(), set(base_endpoint)) {
-        (true, Some(base)) => http_traces_url(base),
-        (true, None) => http_traces_url(DEFAULT_HTTP_ENDPOINT),
-        (false, Some(base)) => base.to_owned(),
-        (false, None) => DEFAULT_GRPC_ENDPOINT.to_owned(),
-    }
-}
-
-/// [`traces_endpoint`] from `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` and `OTEL_EXPORTER_OTLP_ENDPOINT`
-/// as `lookup` finds them (`|name| std::env::var(name).ok()` in a program; a map in tests).
-pub fn traces_endpoint_from_env(
-    protocol: OtlpProtocol,
-    lookup: impl Fn(&str) -> Option<String>,
-) -> String {
-    traces_endpoint(
-        protocol,
-        lookup("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT").as_deref(),
-        lookup("OTEL_EXPORTER_OTLP_ENDPOINT").as_deref(),
-    )
-}
-
-/// The protocol from `OTEL_EXPORTER_OTLP_TRACES_PROTOCOL`, else `OTEL_EXPORTER_OTLP_PROTOCOL`,
-/// else `http/protobuf` (the spec's default), as `lookup` finds them. Empty values count as unset.
-pub fn protocol_from_env(
-    lookup: impl Fn(&str) -> Option<String>,
-) -> Result<OtlpProtocol, OtlpError> {
-    [
-        "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
-        "OTEL_EXPORTER_OTLP_PROTOCOL",
-    ]
-    .into_iter()
-    .filter_map(&lookup)
-    .find(|value| !value.trim().is_empty())
-    .map_or(Ok(OtlpProtocol::default()), |value| value.parse())
 }
 
 /// Why an OTLP exporter could not be built.
@@ -537,22 +410,6 @@ mod tests {
             traces_endpoint(OtlpProtocol::Grpc, Some("http://g:4317"), Some("http://x")),
             "http://g:4317"
         );
-        let env = |name: &str| match name {
-            "OTEL_EXPORTER_OTLP_ENDPOINT" => Some("http://base:4318/".to_owned()),
-            "OTEL_EXPORTER_OTLP_PROTOCOL" => Some("http/json".to_owned()),
-            "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL" => Some(String::new()),
-            _ => None,
-        };
-        assert_eq!(
-            traces_endpoint_from_env(http, env),
-            "http://base:4318/v1/traces"
-        );
-        assert_eq!(protocol_from_env(env).ok(), Some(OtlpProtocol::HttpJson));
-        assert_eq!(
-            protocol_from_env(|_| None).ok(),
-            Some(OtlpProtocol::HttpProtobuf)
-        );
-        assert!(protocol_from_env(|_| Some("thrift".to_owned())).is_err());
     }
 
     #[test]
