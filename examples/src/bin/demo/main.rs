@@ -64,6 +64,8 @@ struct Args {
     /// How long shutdown may take to flush queued spans to the exporter.
     #[arg(long, default_value = "3", value_parser = parse_seconds)]
     flush_deadline: Duration,
+    #[command(flatten)]
+    exporter: trace_exporters::config::ExporterArgs,
 }
 
 fn parse_seconds(value: &str) -> Result<Duration, String> {
@@ -78,7 +80,7 @@ fn parse_seconds(value: &str) -> Result<Duration, String> {
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let args = Args::parse();
-    let telemetry = telemetry::Telemetry::start(())?;
+    let telemetry = telemetry::Telemetry::start(args.exporter)?;
     let (stop_tx, stop_rx) = watch::channel(false);
 
     let profiles_listener = TcpListener::bind(args.profiles_addr).await?;
@@ -138,7 +140,19 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     users.await??;
     profiles.await??;
     let report = telemetry.shutdown(args.flush_deadline).await;
-    println!("{report}");
+    match telemetry.exporter_totals() {
+        Some((exported, dropped)) => println!(
+            "exporter flushed: {} spans sent during shutdown, {} lost{}; {exported} exported and {dropped} dropped in all",
+            report.exported,
+            report.lost,
+            if report.deadline_reached {
+                " (flush deadline reached)"
+            } else {
+                ""
+            },
+        ),
+        None => println!("no exporter to flush"),
+    }
     Ok(())
 }
 

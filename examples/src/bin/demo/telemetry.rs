@@ -14,8 +14,9 @@ use hyper_util::rt::TokioExecutor;
 use prometheus_client::registry::Registry;
 use tonic::transport::{Channel, Endpoint};
 use tower::Layer;
-use trace_core::sampler::{ParentBased, Sampler, TraceIdRatio};
 use trace_core::{Collector, InMemoryCollector};
+use trace_exporters::config::{ExporterArgs, ExporterConfig, ExporterKind, SamplerConfig};
+use trace_exporters::{ExporterMetrics, ShutdownReport};
 use trace_http::metrics::{MetricsBuilder, MetricsEndpoint, MetricsLayer, metrics_service};
 use trace_http::{ClientTraceLayer, TraceLayer};
 
@@ -33,28 +34,49 @@ pub(crate) struct Telemetry {
 }
 
 struct Inner {
+    export: trace_exporters::Telemetry,
     collector: Arc<dyn Collector>,
     store: Arc<InMemoryCollector>,
-    sampler: Arc<dyn Sampler>,
     registry: Arc<Registry>,
     http_metrics: MetricsLayer,
     description: String,
 }
 
+/// How many spans the viewer keeps.
+const VIEWER_SPANS: usize = 50_000;
+
 impl Telemetry {
     /// Builds the sampler, the collectors and the metrics from the exporter settings.
-    pub(crate) fn start(_args: ()) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
-        let store = Arc::new(InMemoryCollector::new(50_000));
+    ///
+    /// The demo's own defaults (no exporter besides the viewer, 10% of new traces) come first;
+    /// flags and the standard environment variables override them.
+    pub(crate) fn start(
+        args: ExporterArgs,
+    ) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
+        let defaults = ExporterConfig::default()
+            .with_exporter(ExporterKind::None)
+            .with_service_name("tracewire-demo")
+            .with_sampler(SamplerConfig::parent_based_ratio(0.1));
+        let config = args.apply_to(defaults)?;
         let mut registry = Registry::default();
+        let exporter_metrics = ExporterMetrics::register(&mut registry);
+        let store = Arc::new(InMemoryCollector::new(VIEWER_SPANS));
+        let export = config
+            .build_with_metrics(&exporter_metrics)?
+            .also_collect_into(store.clone());
+        let description = match export.exporter() {
+            Some(_) => format!("{} (and the viewer)", export.description()),
+            None => "the embedded viewer only (set TRACES_EXPORTER to export)".to_owned(),
+        };
         let http_metrics = MetricsBuilder::new().server(&mut registry);
         Ok(Self {
             inner: Arc::new(Inner {
-                collector: store.clone(),
+                collector: export.collector(),
+                export,
                 store,
-                sampler: Arc::new(ParentBased::new(TraceIdRatio::new(0.1))),
                 registry: Arc::new(registry),
                 http_metrics,
-                description: "embedded viewer only".to_owned(),
+                description,
             }),
         })
     }
@@ -63,7 +85,8 @@ impl Telemetry {
     pub(crate) fn trace_layer(&self, name: &'static str) -> TraceLayer {
         TraceLayer::new(self.inner.collector.clone())
             .service_name(name)
-            .sampler(self.inner.sampler.clone())
+            .sampler(self.inner.export.sampler())
+            .propagation(self.inner.export.propagator())
     }
 
     /// The HTTP server metrics layer, shared by the HTTP services (one set of families).
@@ -85,7 +108,9 @@ impl Telemetry {
     /// A traced HTTP client.
     pub(crate) fn http_client(&self) -> HttpClient {
         let client = Client::builder(TokioExecutor::new()).build_http();
-        ClientTraceLayer::new().layer(client)
+        ClientTraceLayer::new()
+            .propagation(self.inner.export.propagator())
+            .layer(client)
     }
 
     /// A traced gRPC client of the users service.
@@ -109,9 +134,15 @@ impl Telemetry {
         &self.inner.description
     }
 
-    /// Flushes the exporter within `deadline`; what to print about it.
-    pub(crate) async fn shutdown(&self, _deadline: Duration) -> String {
-        "nothing to flush".to_owned()
+    /// The exporter's counters: spans exported and dropped so far; `None` without an exporter.
+    pub(crate) fn exporter_totals(&self) -> Option<(u64, u64)> {
+        let exporter = self.inner.export.exporter()?;
+        Some((exporter.exported(), exporter.dropped()))
+    }
+
+    /// Flushes the exporter within `deadline`.
+    pub(crate) async fn shutdown(&self, deadline: Duration) -> ShutdownReport {
+        self.inner.export.shutdown(deadline).await
     }
 }
 
