@@ -12,6 +12,9 @@ use crate::config::{ConfigError, ExporterConfig, ExporterKind};
 use crate::pipeline::{BatchConfig, BatchExporter, ExporterMetrics, ShutdownReport};
 use crate::{Resource, SpanExporter};
 
+/// The exporter a configuration names, and a line saying where it sends spans.
+type ChosenExporter = (Box<dyn SpanExporter>, String);
+
 /// Why [`ExporterConfig::build`] failed: a setting is invalid, or the chosen exporter is not
 /// compiled in or refused its settings. The message names the setting or endpoint.
 #[derive(Debug, thiserror::Error)]
@@ -128,7 +131,7 @@ impl ExporterConfig {
     }
 
     /// The exporter the settings name, and a line saying where it sends spans.
-    fn span_exporter(&self) -> Result<Option<(Box<dyn SpanExporter>, String)>, BuildError> {
+    fn span_exporter(&self) -> Result<Option<ChosenExporter>, BuildError> {
         match self.exporter {
             ExporterKind::None => Ok(None),
             ExporterKind::Stdout => self.stdout_exporter().map(Some),
@@ -140,7 +143,7 @@ impl ExporterConfig {
     }
 
     #[cfg(feature = "stdout")]
-    fn stdout_exporter(&self) -> Result<(Box<dyn SpanExporter>, String), BuildError> {
+    fn stdout_exporter(&self) -> Result<ChosenExporter, BuildError> {
         let exporter = crate::stdout::StdoutExporter::new(self.resource());
         Ok((
             Box::new(exporter),
@@ -149,12 +152,12 @@ impl ExporterConfig {
     }
 
     #[cfg(not(feature = "stdout"))]
-    fn stdout_exporter(&self) -> Result<(Box<dyn SpanExporter>, String), BuildError> {
+    fn stdout_exporter(&self) -> Result<ChosenExporter, BuildError> {
         Err(not_compiled("stdout", "stdout"))
     }
 
     #[cfg(feature = "jaeger-agent")]
-    fn jaeger_agent_exporter(&self) -> Result<(Box<dyn SpanExporter>, String), BuildError> {
+    fn jaeger_agent_exporter(&self) -> Result<ChosenExporter, BuildError> {
         let endpoint = self.jaeger_agent_endpoint();
         let exporter = crate::jaeger::JaegerAgentExporter::builder()
             .endpoint(endpoint.clone())
@@ -166,12 +169,12 @@ impl ExporterConfig {
     }
 
     #[cfg(not(feature = "jaeger-agent"))]
-    fn jaeger_agent_exporter(&self) -> Result<(Box<dyn SpanExporter>, String), BuildError> {
+    fn jaeger_agent_exporter(&self) -> Result<ChosenExporter, BuildError> {
         Err(not_compiled("jaeger", "jaeger-agent"))
     }
 
     #[cfg(feature = "jaeger-collector")]
-    fn jaeger_collector_exporter(&self) -> Result<(Box<dyn SpanExporter>, String), BuildError> {
+    fn jaeger_collector_exporter(&self) -> Result<ChosenExporter, BuildError> {
         let endpoint = self.jaeger_collector_endpoint();
         let exporter = crate::jaeger::JaegerCollectorExporter::builder()
             .endpoint(endpoint.clone())
@@ -185,12 +188,12 @@ impl ExporterConfig {
     }
 
     #[cfg(not(feature = "jaeger-collector"))]
-    fn jaeger_collector_exporter(&self) -> Result<(Box<dyn SpanExporter>, String), BuildError> {
+    fn jaeger_collector_exporter(&self) -> Result<ChosenExporter, BuildError> {
         Err(not_compiled("jaeger-http", "jaeger-collector"))
     }
 
     #[cfg(any(feature = "otlp-http", feature = "otlp-grpc"))]
-    fn otlp_exporter(&self) -> Result<(Box<dyn SpanExporter>, String), BuildError> {
+    fn otlp_exporter(&self) -> Result<ChosenExporter, BuildError> {
         let protocol = self.otlp_protocol();
         let endpoint = self.otlp_traces_endpoint();
         let mut builder = crate::otlp::OtlpExporterBuilder::new(protocol)
@@ -208,12 +211,12 @@ impl ExporterConfig {
     }
 
     #[cfg(not(any(feature = "otlp-http", feature = "otlp-grpc")))]
-    fn otlp_exporter(&self) -> Result<(Box<dyn SpanExporter>, String), BuildError> {
+    fn otlp_exporter(&self) -> Result<ChosenExporter, BuildError> {
         Err(not_compiled("otlp", "otlp-http"))
     }
 
     #[cfg(feature = "zipkin")]
-    fn zipkin_exporter(&self) -> Result<(Box<dyn SpanExporter>, String), BuildError> {
+    fn zipkin_exporter(&self) -> Result<ChosenExporter, BuildError> {
         let endpoint = self.zipkin.endpoint.clone();
         let exporter = crate::zipkin::ZipkinExporter::builder()
             .endpoint(endpoint.clone())
@@ -224,7 +227,7 @@ impl ExporterConfig {
     }
 
     #[cfg(not(feature = "zipkin"))]
-    fn zipkin_exporter(&self) -> Result<(Box<dyn SpanExporter>, String), BuildError> {
+    fn zipkin_exporter(&self) -> Result<ChosenExporter, BuildError> {
         Err(not_compiled("zipkin", "zipkin"))
     }
 }

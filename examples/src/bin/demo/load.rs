@@ -18,13 +18,13 @@ const MAX_IN_FLIGHT: usize = 64;
 /// The path of generated request number `n`: mostly users, now and then slow, failing,
 /// unknown or streaming requests.
 fn path_of(n: u64) -> String {
-    if n % 29 == 0 {
+    if n.is_multiple_of(29) {
         "/stream".to_owned()
-    } else if n % 11 == 0 {
+    } else if n.is_multiple_of(11) {
         "/fail".to_owned()
-    } else if n % 13 == 0 {
+    } else if n.is_multiple_of(13) {
         "/users/404".to_owned()
-    } else if n % 7 == 0 {
+    } else if n.is_multiple_of(7) {
         format!("/slow?ms={}", 50 + fastrand::u64(0..350))
     } else {
         format!("/users/{}", 1 + fastrand::u64(0..50))
@@ -58,7 +58,7 @@ pub(crate) async fn generate(
             continue;
         };
         let mut request = Request::get(format!("http://{front}{}", path_of(n)));
-        if debug_every != 0 && n % debug_every == 0 {
+        if debug_every != 0 && n.is_multiple_of(debug_every) {
             request = request.header("jaeger-debug-id", format!("load-{n}"));
         }
         let Ok(request) = request.body(Empty::new()) else {
