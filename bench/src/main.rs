@@ -96,8 +96,9 @@ fn run(cli: Cli) -> Result<(), Error> {
             // which must not be created inside an async context.
             let (app, finish) = modes::app(mode, &otlp_endpoint, runtime.handle())?;
             runtime.block_on(serve(addr, app))?;
-            drop(runtime);
+            // Flush while the runtime (where tracewire's export task runs) is still alive.
             finish();
+            drop(runtime);
             Ok(())
         }
         Command::Sink { addr } => {

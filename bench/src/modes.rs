@@ -59,6 +59,9 @@ pub(crate) enum SetupError {
     /// The OTLP exporter could not be built.
     #[error("building the OTLP exporter: {0}")]
     Exporter(#[from] opentelemetry_otlp::ExporterBuildError),
+    /// tracewire's OTLP exporter could not be built.
+    #[error("building tracewire's OTLP exporter: {0}")]
+    Tracewire(#[from] trace_exporters::otlp::OtlpError),
     /// A global tracing subscriber was already installed.
     #[error("installing the tracing subscriber: {0}")]
     Subscriber(#[from] tracing_subscriber::util::TryInitError),
@@ -101,7 +104,7 @@ pub(crate) fn app(
         Mode::Tracewire | Mode::TracewireUnsampled => {
             let mut registry = Registry::default();
             let metrics = MetricsBuilder::new().server(&mut registry);
-            let (collector, finish) = tracewire_collector(otlp_endpoint, &mut registry);
+            let (collector, finish) = tracewire_collector(otlp_endpoint, &mut registry, runtime)?;
             let mut trace = TraceLayer::new(collector).service_name(SERVICE_NAME);
             if mode == Mode::TracewireUnsampled {
                 trace = trace.sampler(AlwaysOff);
@@ -140,12 +143,22 @@ pub(crate) fn app(
 fn tracewire_collector(
     otlp_endpoint: &str,
     registry: &mut Registry,
-) -> (Arc<dyn Collector>, Finish) {
-    // LEAD: swap in BatchExporter + OtlpHttpExporter once merged (registering the exporter's
-    // health metrics, `trace_exporter_spans_dropped_total` among them, into `registry`, and
-    // flushing it in the returned `Finish`).
-    let _ = (otlp_endpoint, registry);
-    (Arc::new(trace_core::NoopCollector), Box::new(|| {}))
+    runtime: &tokio::runtime::Handle,
+) -> Result<(Arc<dyn Collector>, Finish), SetupError> {
+    let exporter = trace_exporters::otlp::OtlpHttpExporter::builder()
+        .endpoint(trace_exporters::config::http_traces_url(otlp_endpoint))
+        .resource(trace_exporters::Resource::new(SERVICE_NAME))
+        .build_http()?;
+    let batch = trace_exporters::BatchExporter::builder(exporter)
+        .metrics(&trace_exporters::ExporterMetrics::register(registry))
+        .runtime(runtime.clone())
+        .build();
+    let flush = batch.clone();
+    let finish: Finish = Box::new(move || {
+        // Called from the main thread while the runtime still runs the export task.
+        let _ = flush.shutdown_blocking(std::time::Duration::from_secs(5));
+    });
+    Ok((batch, finish))
 }
 
 /// The OTLP/HTTP protobuf span exporter of opentelemetry-otlp, with its default client.
