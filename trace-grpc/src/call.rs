@@ -104,6 +104,8 @@ impl CallObserver {
             (None, End::Failed(error)) => {
                 self.set_message(|| error.to_string().into());
                 match self.side {
+                    // tonic's channel enforces the deadline too, failing the call at it.
+                    _ if past_deadline => Code::DEADLINE_EXCEEDED,
                     Side::Server => Code::UNKNOWN,
                     // A transport failure: what tonic reports to the caller.
                     Side::Client => Code::UNAVAILABLE,

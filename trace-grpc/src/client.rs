@@ -26,6 +26,8 @@ struct ClientConfig {
     client: ClientTraceLayer,
     legacy: bool,
     metrics: Option<Arc<RpcMetrics>>,
+    server_address: Option<Arc<str>>,
+    server_port: Option<u16>,
 }
 
 /// Traces and measures calls made through a tonic `Channel` (or any tower gRPC client).
@@ -75,6 +77,8 @@ impl GrpcClientLayer {
                 client: layer,
                 legacy: false,
                 metrics: None,
+                server_address: None,
+                server_port: None,
             }),
         }
     }
@@ -101,6 +105,17 @@ impl GrpcClientLayer {
     /// Also records `rpc.system`, `rpc.service` and the integer `rpc.grpc.status_code`.
     pub fn legacy_attributes(self, emit: bool) -> Self {
         self.with(|c| c.legacy = emit)
+    }
+
+    /// The server this client calls, for `server.address` and `server.port`. A tonic `Channel`
+    /// adds the server's address to each request below this layer, so the layer cannot read it
+    /// from the request as it does for clients whose requests carry a full URI.
+    pub fn server_address(self, host: impl Into<Arc<str>>, port: Option<u16>) -> Self {
+        let host = host.into();
+        self.with(|c| {
+            c.server_address = Some(host);
+            c.server_port = port;
+        })
     }
 
     /// Records the client metrics too (see [`GrpcClientMetrics`]).
@@ -173,7 +188,7 @@ where
             let mut span = SpanRecorder::disabled();
             if let Some(context) = context.filter(|_| recording) {
                 span = SpanRecorder::start(context, name.to_owned(), SpanKind::Client);
-                record_request(&mut span, &parts.uri, config.legacy, method);
+                record_request(&mut span, &parts.uri, config, method);
             }
             call = Some(CallObserver {
                 exemplar: span.context().and_then(TraceExemplar::of),
@@ -201,26 +216,33 @@ where
 fn record_request(
     span: &mut SpanRecorder,
     uri: &http::Uri,
-    legacy: bool,
+    config: &ClientConfig,
     method: Option<(&str, usize)>,
 ) {
     span.set_attribute(semconv::RPC_SYSTEM_NAME, "grpc");
-    if let Some(host) = uri.host() {
-        let host = host
-            .strip_prefix('[')
-            .and_then(|h| h.strip_suffix(']'))
-            .unwrap_or(host);
-        span.set_attribute(semconv::SERVER_ADDRESS, host.to_owned());
+    match (&config.server_address, uri.host()) {
+        (Some(host), _) => span.set_attribute(semconv::SERVER_ADDRESS, host.clone()),
+        (None, Some(host)) => {
+            let host = host
+                .strip_prefix('[')
+                .and_then(|h| h.strip_suffix(']'))
+                .unwrap_or(host);
+            span.set_attribute(semconv::SERVER_ADDRESS, host.to_owned());
+        }
+        (None, None) => {}
     }
-    let port = uri.port_u16().or(match uri.scheme_str() {
-        Some("https") => Some(443),
-        Some("http") => Some(80),
-        _ => None,
-    });
+    let port = config
+        .server_port
+        .or(uri.port_u16())
+        .or(match uri.scheme_str() {
+            Some("https") => Some(443),
+            Some("http") => Some(80),
+            _ => None,
+        });
     if let Some(port) = port {
         span.set_attribute(semconv::SERVER_PORT, i64::from(port));
     }
-    if legacy {
+    if config.legacy {
         span.set_attribute(semconv::LEGACY_RPC_SYSTEM, "grpc");
         if let Some((full, slash)) = method {
             span.set_attribute(semconv::LEGACY_RPC_SERVICE, full[..slash].to_owned());
