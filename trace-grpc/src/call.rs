@@ -82,8 +82,12 @@ impl CallObserver {
     }
 
     fn finish(mut self, end: End<'_>) {
-        let now = Instant::now();
-        let past_deadline = self.deadline.is_some_and(|deadline| now >= deadline);
+        // Read only when something uses it (the span reads its own end time).
+        let now = (self.deadline.is_some() || self.metrics.is_some()).then(Instant::now);
+        let past_deadline = self
+            .deadline
+            .zip(now)
+            .is_some_and(|(deadline, now)| now >= deadline);
         let aborted = matches!(end, End::Dropped);
         let code = match (self.code, end) {
             (Some(code), _) => code,
@@ -166,7 +170,7 @@ impl CallObserver {
                 span.set_status(Status::error(message));
             }
         }
-        if let Some(metrics) = &self.metrics {
+        if let (Some(metrics), Some(now)) = (&self.metrics, now) {
             metrics.record(CallRecord {
                 method,
                 code,
@@ -275,9 +279,6 @@ where
                 call.on_head(response.status(), response.headers());
                 if let Some((name, value)) = this.trace_id_header.take() {
                     response.headers_mut().append(name, value);
-                }
-                if let Some(context) = call.span.context() {
-                    response.extensions_mut().insert(context.clone());
                 }
                 Poll::Ready(Ok(response.map(|body| ResponseBody::new(body, Some(call)))))
             }

@@ -13,7 +13,7 @@ use trace_core::{Collector, SpanContext, SpanKind, SpanRecorder};
 use trace_http::ClientTraceLayer;
 use trace_http::body::ResponseBody;
 use trace_http::context::WithContext;
-use trace_http::metrics::TraceExemplar;
+use trace_http::metrics::{DEFAULT_MAX_SERIES, Interner, TraceExemplar};
 
 use crate::call::{CallObserver, ResponseFuture, Side};
 use crate::messages::MessageCounter;
@@ -28,6 +28,9 @@ struct ClientConfig {
     metrics: Option<Arc<RpcMetrics>>,
     server_address: Option<Arc<str>>,
     server_port: Option<u16>,
+    /// Method names shared by every span of a method, when no metrics (which have their own)
+    /// are recorded.
+    methods: Arc<Interner>,
 }
 
 /// Traces and measures calls made through a tonic `Channel` (or any tower gRPC client).
@@ -79,6 +82,7 @@ impl GrpcClientLayer {
                 metrics: None,
                 server_address: None,
                 server_port: None,
+                methods: Arc::new(Interner::new(DEFAULT_MAX_SERIES)),
             }),
         }
     }
@@ -197,7 +201,7 @@ where
                 legacy: config.legacy,
                 method: method.map(|(full, _)| match &config.metrics {
                     Some(metrics) => metrics.method(full),
-                    None => Arc::from(full),
+                    None => config.methods.get(full),
                 }),
                 metrics: config.metrics.clone(),
                 started,

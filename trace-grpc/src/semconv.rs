@@ -5,7 +5,8 @@
 /// `rpc.system.name`: always `grpc` here.
 pub const RPC_SYSTEM_NAME: &str = "rpc.system.name";
 /// `rpc.method`: the fully qualified method, `package.Service/Method`, or `_OTHER` for a method
-/// the server does not implement (or a path that is not a gRPC method).
+/// the server does not implement (or a path that is not a gRPC method). Method names are shared
+/// per layer and bounded: past 2000 distinct ones, `_overflow`.
 pub const RPC_METHOD: &str = "rpc.method";
 /// `rpc.method_original`: the method as called, when `rpc.method` is `_OTHER`.
 pub const RPC_METHOD_ORIGINAL: &str = "rpc.method_original";

@@ -12,7 +12,7 @@ use trace_core::sampler::{DebugForced, Sampler};
 use trace_core::{Collector, SpanContext, SpanKind, SpanRecorder};
 use trace_http::body::ResponseBody;
 use trace_http::context::WithContext;
-use trace_http::metrics::TraceExemplar;
+use trace_http::metrics::{DEFAULT_MAX_SERIES, Interner, TraceExemplar};
 use trace_http::{RequestStart, TraceIdHeader, TraceLayer};
 
 use crate::call::{CallObserver, ResponseFuture, Side};
@@ -25,6 +25,9 @@ struct ServerConfig {
     trace: TraceLayer,
     legacy: bool,
     metrics: Option<Arc<RpcMetrics>>,
+    /// Method names shared by every span of a method, when no metrics (which have their own)
+    /// are recorded: no allocation per call.
+    methods: Arc<Interner>,
 }
 
 /// Traces and measures every call through a tonic server (or any tower gRPC service).
@@ -83,6 +86,7 @@ impl GrpcTraceLayer {
                 trace: layer,
                 legacy: false,
                 metrics: None,
+                methods: Arc::new(Interner::new(DEFAULT_MAX_SERIES)),
             }),
         }
     }
@@ -238,7 +242,7 @@ where
                 legacy: config.legacy,
                 method: method.map(|(full, _)| match &config.metrics {
                     Some(metrics) => metrics.method(full),
-                    None => Arc::from(full),
+                    None => config.methods.get(full),
                 }),
                 metrics: config.metrics.clone(),
                 started: start.instant,
@@ -269,7 +273,7 @@ pub(crate) fn deadline(
     headers: &http::HeaderMap,
     start: std::time::Instant,
 ) -> Option<std::time::Instant> {
-    let timeout = method::timeout(headers.get("grpc-timeout")?.as_bytes())?;
+    let timeout = method::timeout(headers.get(&crate::status::GRPC_TIMEOUT)?.as_bytes())?;
     let slack = (timeout / 2).min(std::time::Duration::from_millis(10));
     start.checked_add(timeout - slack)
 }

@@ -2,7 +2,12 @@
 //! of a trailers-only response), from the HTTP status when a proxy answered instead of a gRPC
 //! server, and which of them count as failures.
 
-use http::{HeaderMap, StatusCode};
+use http::{HeaderMap, HeaderName, StatusCode};
+
+/// Looked up by these constants: a lookup by `&str` would parse and hash the name each time.
+pub(crate) static GRPC_STATUS: HeaderName = HeaderName::from_static("grpc-status");
+pub(crate) static GRPC_MESSAGE: HeaderName = HeaderName::from_static("grpc-message");
+pub(crate) static GRPC_TIMEOUT: HeaderName = HeaderName::from_static("grpc-timeout");
 
 /// A gRPC status code, `0..=16`. Codes outside that range are read as `UNKNOWN`, as the gRPC
 /// specification asks.
@@ -95,7 +100,7 @@ impl Code {
 
     /// The `grpc-status` in `headers`, if there is one (a malformed value reads as `UNKNOWN`).
     pub fn from_headers(headers: &HeaderMap) -> Option<Self> {
-        let value = headers.get("grpc-status")?;
+        let value = headers.get(&GRPC_STATUS)?;
         let code = std::str::from_utf8(value.as_bytes())
             .ok()
             .and_then(|v| v.trim().parse::<i32>().ok())
@@ -115,7 +120,7 @@ const MAX_MESSAGE_LEN: usize = 1024;
 
 /// The percent-decoded `grpc-message` in `headers`, cut to a sane length.
 pub(crate) fn message(headers: &HeaderMap) -> Option<String> {
-    let value = headers.get("grpc-message")?;
+    let value = headers.get(&GRPC_MESSAGE)?;
     let raw = value.as_bytes();
     let mut text: String = percent_encoding::percent_decode(raw)
         .decode_utf8_lossy()

@@ -8,6 +8,7 @@ use trace_core::propagation::{ExtractError, Extracted, Presence, Propagator, Rem
 use trace_core::{SpanContext, SpanId, TraceFlags, TraceId, TraceState};
 
 const HEADER: &str = "grpc-trace-bin";
+static HEADER_NAME: HeaderName = HeaderName::from_static(HEADER);
 /// Version 0 with trace id, span id and options: 1 + 17 + 9 + 2 bytes.
 const ENCODED_LEN: usize = 29;
 /// Longest base64 value read; valid ones are under 40 characters, later versions may add fields.
@@ -99,7 +100,7 @@ impl Propagator for GrpcTraceBinPropagator {
         if into.parent.is_some() {
             return Ok(Presence::Absent);
         }
-        let Some(value) = headers.get(HEADER) else {
+        let Some(value) = headers.get(&HEADER_NAME) else {
             return Ok(Presence::Absent);
         };
         if value.len() > MAX_VALUE_LEN {
@@ -133,7 +134,7 @@ impl Propagator for GrpcTraceBinPropagator {
         bytes[28] = u8::from(context.is_sampled());
         let encoded = general_purpose::STANDARD_NO_PAD.encode(bytes);
         if let Ok(value) = HeaderValue::from_str(&encoded) {
-            headers.insert(HeaderName::from_static(HEADER), value);
+            headers.insert(HEADER_NAME.clone(), value);
         }
     }
 }

@@ -30,7 +30,7 @@ async fn setup(
     (address, client)
 }
 
-fn one<'a>(spans: &'a [Span], kind: SpanKind) -> &'a Span {
+fn one(spans: &[Span], kind: SpanKind) -> &Span {
     let matching: Vec<&Span> = spans.iter().filter(|s| s.kind == kind).collect();
     assert_eq!(matching.len(), 1, "one {kind:?} span in {spans:#?}");
     matching[0]
