@@ -8,6 +8,8 @@
 //! cloned from a template inside the timed loop in every case, baselines included. Subtract the
 //! matching `no_layer_*` case for what the layer adds.
 //!
+//! `http_trace_layer_sampled_*` is trace-http's `TraceLayer` on the same call, for reference.
+//!
 //! Run with `cargo bench -p trace-grpc --bench layer`. Target, added over `no_layer_*`: at most
 //! 1 µs for a sampled call.
 
@@ -170,6 +172,7 @@ fn server_layer(c: &mut Criterion) {
     let sampled_parent = request(&[("traceparent", SAMPLED_PARENT)]);
     let sampled = GrpcTraceLayer::new(Arc::new(NoopCollector));
     let unsampled = GrpcTraceLayer::new(Arc::new(NoopCollector)).sampler(AlwaysOff);
+    let http_layer = trace_http::TraceLayer::new(Arc::new(NoopCollector));
     let with_metrics = sampled
         .clone()
         .metrics(GrpcServerMetrics::new(&mut Registry::default()));
@@ -195,6 +198,13 @@ fn server_layer(c: &mut Criterion) {
             &mut group,
             &format!("sampled_metrics_{shape}"),
             with_metrics.layer(answer),
+            || sampled_parent.clone(),
+        );
+        // For reference: trace-http's layer on the same call, classifying by HTTP status.
+        bench_case(
+            &mut group,
+            &format!("http_trace_layer_sampled_{shape}"),
+            http_layer.layer(answer),
             || sampled_parent.clone(),
         );
     }
