@@ -52,7 +52,7 @@ fn grpc_request(path: &str) -> Request<Full<Bytes>> {
         .expect("valid request")
 }
 
-fn answer(status: StatusCode, headers: &[(&'static str, &'static str)]) -> Response<Empty<Bytes>> {
+fn answer(status: StatusCode, headers: &[Header]) -> Response<Empty<Bytes>> {
     let mut response = Response::new(Empty::new());
     *response.status_mut() = status;
     for (name, value) in headers {
@@ -63,10 +63,14 @@ fn answer(status: StatusCode, headers: &[(&'static str, &'static str)]) -> Respo
     response
 }
 
+/// A response status and headers, the status code expected, whether a server span fails.
+type Case = (StatusCode, &'static [Header], &'static str, bool);
+type Header = (&'static str, &'static str);
+
 #[test]
 fn odd_responses_are_classified_without_failing_the_call() {
     let collector = Arc::new(InMemoryCollector::new(100));
-    let cases: [(StatusCode, &[(&'static str, &'static str)], &str, bool); 6] = [
+    let cases: [Case; 6] = [
         // A proxy's answer, no grpc-status: gRPC's HTTP-to-status mapping.
         (StatusCode::SERVICE_UNAVAILABLE, &[], "UNAVAILABLE", true),
         (StatusCode::NOT_FOUND, &[], "UNIMPLEMENTED", true),
