@@ -49,6 +49,22 @@
 //! # }
 //! ```
 //!
+//! A tonic service inside an axum router takes the layer on the router:
+//!
+//! ```
+//! use std::sync::Arc;
+//! use trace_core::InMemoryCollector;
+//! use trace_grpc::GrpcTraceLayer;
+//!
+//! let collector = Arc::new(InMemoryCollector::new(10_000));
+//! let app: axum::Router = tonic::service::Routes::default() // Routes::new(MyServer::new(...))
+//!     .into_axum_router()
+//!     .layer(GrpcTraceLayer::new(collector));
+//! ```
+//!
+//! A tonic `Channel` adds the server's address to each request below the client layer: give it
+//! to the layer with [`GrpcClientLayer::server_address`] for `server.address` and `server.port`.
+//!
 //! Inside a handler, the call's [`SpanContext`](trace_core::SpanContext) is in the tonic
 //! request's extensions:
 //!
