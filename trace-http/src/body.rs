@@ -13,7 +13,10 @@ use std::task::{Context, Poll, ready};
 use http_body::{Body, Frame, SizeHint};
 use pin_project_lite::pin_project;
 
-pub(crate) mod private {
+/// The observer protocol. Public only so that `trace-grpc` (which classifies responses by
+/// their gRPC status) can observe bodies with this wrapper too; not a stable API.
+#[doc(hidden)]
+pub mod private {
     use std::fmt::Display;
 
     use http::HeaderMap;
@@ -30,11 +33,14 @@ pub(crate) mod private {
         Dropped,
     }
 
-    /// The methods of [`BodyObserver`](super::BodyObserver), kept private so that only this
-    /// crate's layers observe bodies.
+    /// The methods of [`BodyObserver`](super::BodyObserver), kept out of the documented API so
+    /// that only this crate's layers (and `trace-grpc`'s) observe bodies.
     pub trait Observe: Send + 'static {
         /// The first non-empty data frame is being sent.
         fn on_first_byte(&mut self);
+        /// A data frame is being sent (after `on_first_byte` for the first non-empty one). For
+        /// observers that read the payload, such as gRPC message counts; ignored by default.
+        fn on_data(&mut self, _data: &dyn bytes::Buf) {}
         /// A trailers frame is being sent.
         fn on_trailers(&mut self, trailers: &HeaderMap);
         /// The body's life is over; `bytes` of data were sent.
@@ -44,7 +50,8 @@ pub(crate) mod private {
 
 use private::{BodyEnd, Observe};
 
-/// Something a [`ResponseBody`] reports its end to. Implemented by this crate's layers only.
+/// Something a [`ResponseBody`] reports its end to. Implemented by this crate's layers (and
+/// `trace-grpc`'s) only.
 pub trait BodyObserver: Observe {}
 
 impl<T: Observe> BodyObserver for T {}
@@ -76,8 +83,10 @@ pin_project! {
 }
 
 impl<B, O: BodyObserver> ResponseBody<B, O> {
-    /// Wraps `inner`; with no observer the wrapper only forwards frames.
-    pub(crate) fn new(inner: B, observer: Option<O>) -> Self
+    /// Wraps `inner`; with no observer the wrapper only forwards frames. Public for `trace-grpc`;
+    /// not a stable API.
+    #[doc(hidden)]
+    pub fn new(inner: B, observer: Option<O>) -> Self
     where
         B: Body,
     {
@@ -128,6 +137,7 @@ where
                         observer.on_first_byte();
                     }
                     *this.bytes += len;
+                    observer.on_data(data);
                 } else if let Some(trailers) = frame.trailers_ref() {
                     observer.on_trailers(trailers);
                 }

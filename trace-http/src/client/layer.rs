@@ -2,8 +2,10 @@ use std::sync::Arc;
 
 use tower_layer::Layer;
 use trace_core::propagation::{BaggagePropagator, CompositePropagator, TraceContextPropagator};
-use trace_core::sampler::{AlwaysOff, Sampler};
-use trace_core::{Collector, NoopCollector};
+use trace_core::sampler::{AlwaysOff, Sampler, SamplingRequest};
+use trace_core::{Collector, NoopCollector, SpanContext, TraceFlags, TraceId};
+
+use crate::context::current_context;
 
 use super::ClientTraceService;
 
@@ -13,6 +15,34 @@ pub(crate) struct ClientConfig {
     pub(crate) root_sampler: Arc<dyn Sampler>,
     pub(crate) root_collector: Arc<dyn Collector>,
     pub(crate) record_query: bool,
+}
+
+impl ClientConfig {
+    /// The context of an outgoing request's client span: a child of the context in the request's
+    /// extensions or of the current one; without either, a new trace if the root sampler says so.
+    pub(crate) fn outgoing_context(
+        &self,
+        extensions: &http::Extensions,
+        name: &str,
+    ) -> Option<SpanContext> {
+        let parent = extensions
+            .get::<SpanContext>()
+            .cloned()
+            .or_else(current_context);
+        match parent {
+            Some(parent) => Some(parent.new_child()),
+            None => {
+                let trace_id = TraceId::random();
+                let decision = self
+                    .root_sampler
+                    .should_sample(&SamplingRequest::new(trace_id, name));
+                decision.is_sampled().then(|| {
+                    SpanContext::new_root(decision.apply_to(TraceFlags::EMPTY))
+                        .with_collector(self.root_collector.clone())
+                })
+            }
+        }
+    }
 }
 
 /// Traces outgoing requests made through the wrapped client service (hyper-util's client, or
@@ -79,6 +109,26 @@ impl ClientTraceLayer {
     /// Also records the query string in `url.full` (off by default: queries often carry tokens).
     pub fn record_query(self, record: bool) -> Self {
         self.with(|c| c.record_query = record)
+    }
+}
+
+impl ClientTraceLayer {
+    /// The context of an outgoing request's client span, as this layer makes it (`name` is what
+    /// the root sampler sees). For `trace-grpc`, whose client layer is configured by a
+    /// `ClientTraceLayer`; not a stable API.
+    #[doc(hidden)]
+    pub fn outgoing_context(
+        &self,
+        extensions: &http::Extensions,
+        name: &str,
+    ) -> Option<SpanContext> {
+        self.config.outgoing_context(extensions, name)
+    }
+
+    /// Writes `context` into outgoing headers in the configured formats. Not a stable API.
+    #[doc(hidden)]
+    pub fn inject(&self, context: &SpanContext, headers: &mut http::HeaderMap) {
+        self.config.propagation.inject(context, headers);
     }
 }
 

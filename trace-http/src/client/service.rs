@@ -4,12 +4,10 @@ use std::task::{Context, Poll};
 
 use http::{Request, Response};
 use tower_service::Service;
-use trace_core::sampler::SamplingRequest;
-use trace_core::{SpanContext, SpanKind, SpanRecorder, TraceFlags, TraceId};
+use trace_core::{SpanKind, SpanRecorder};
 
 use super::layer::ClientConfig;
 use crate::body::ResponseBody;
-use crate::context::current_context;
 use crate::semconv;
 use crate::trace::{ResponseFuture, SpanObserver, span_name, split_host_port};
 
@@ -55,25 +53,7 @@ where
 
     fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
         let (method, _) = semconv::method_name(request.method());
-        let parent = request
-            .extensions()
-            .get::<SpanContext>()
-            .cloned()
-            .or_else(current_context);
-        let context = match parent {
-            Some(parent) => Some(parent.new_child()),
-            None => {
-                let trace_id = TraceId::random();
-                let decision = self
-                    .config
-                    .root_sampler
-                    .should_sample(&SamplingRequest::new(trace_id, method));
-                decision.is_sampled().then(|| {
-                    SpanContext::new_root(decision.apply_to(TraceFlags::EMPTY))
-                        .with_collector(self.config.root_collector.clone())
-                })
-            }
-        };
+        let context = self.config.outgoing_context(request.extensions(), method);
         let mut span = SpanRecorder::disabled();
         if let Some(context) = context {
             self.config

@@ -10,7 +10,7 @@ use rustc_hash::{FxHashMap, FxHashSet};
 use trace_core::{SpanContext, SpanId, TraceId};
 
 /// What an overflowing label value is replaced with.
-pub(crate) const OVERFLOW: &str = "_overflow";
+pub const OVERFLOW: &str = "_overflow";
 
 /// Why a request failed, as the `error_type` label (absent when it did not).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -43,7 +43,8 @@ pub(crate) struct ClientLabels {
 }
 
 /// Label sets that have a stand-in for "too many distinct series".
-pub(crate) trait Overflow {
+pub trait Overflow {
+    /// The label set that stands for every series past the cap.
     fn overflow() -> Self;
 }
 
@@ -123,14 +124,14 @@ impl EncodeLabelSet for MethodLabel {
 /// The exemplar that links a histogram bucket to a trace: `trace_id` and `span_id`, written
 /// from the ids at scrape time (nothing is formatted per request).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub(crate) struct TraceExemplar {
+pub struct TraceExemplar {
     trace_id: TraceId,
     span_id: SpanId,
 }
 
 impl TraceExemplar {
     /// The exemplar for a request traced in `context`, if it was sampled.
-    pub(crate) fn of(context: &SpanContext) -> Option<Self> {
+    pub fn of(context: &SpanContext) -> Option<Self> {
         context.is_sampled().then(|| Self {
             trace_id: context.trace_id(),
             span_id: context.span_id(),
@@ -148,7 +149,7 @@ impl EncodeLabelSet for TraceExemplar {
 /// Label sets that can be keyed cheaply: by the addresses of their interned strings, which
 /// identify them as well as the text does (the strings live in the layer's interner or are
 /// `'static`, so an address is never reused for another value).
-pub(crate) trait SeriesLabels: Clone + Overflow {
+pub trait SeriesLabels: Clone + Overflow {
     /// The cheap key.
     type Key: Hash + Eq + Copy;
     /// This label set's key.
@@ -193,7 +194,7 @@ impl SeriesLabels for ClientLabels {
 /// (instead of one hash of the label text per metric), and capped in number: past the cap,
 /// observations go to the overflow label set and are counted, so no label source can grow the
 /// exposition without bound.
-pub(crate) struct SeriesCache<S: SeriesLabels, V> {
+pub struct SeriesCache<S: SeriesLabels, V> {
     series: RwLock<FxHashMap<S::Key, Arc<V>>>,
     make: Box<dyn Fn(&S) -> V + Send + Sync>,
     max_series: usize,
@@ -201,7 +202,9 @@ pub(crate) struct SeriesCache<S: SeriesLabels, V> {
 }
 
 impl<S: SeriesLabels, V> SeriesCache<S, V> {
-    pub(crate) fn new(
+    /// A cache that makes a label set's handles with `make`, for at most `max_series` label
+    /// sets; observations past that go to the overflow label set and count in `overflowed`.
+    pub fn new(
         make: impl Fn(&S) -> V + Send + Sync + 'static,
         max_series: usize,
         overflowed: Counter,
@@ -215,7 +218,7 @@ impl<S: SeriesLabels, V> SeriesCache<S, V> {
     }
 
     /// Runs `f` on the handles for `labels` (or the overflow label set's).
-    pub(crate) fn with(&self, labels: &S, f: impl FnOnce(&V)) {
+    pub fn with(&self, labels: &S, f: impl FnOnce(&V)) {
         let key = labels.key();
         if let Some(series) = self
             .series
@@ -254,14 +257,15 @@ impl<S: SeriesLabels, V> std::fmt::Debug for SeriesCache<S, V> {
 /// Shares one `Arc<str>` per distinct value (routes, server addresses), so building a label set
 /// for a known value allocates nothing; bounded like the families.
 #[derive(Debug)]
-pub(crate) struct Interner {
+pub struct Interner {
     values: RwLock<FxHashSet<Arc<str>>>,
     max_values: usize,
     overflow: Arc<str>,
 }
 
 impl Interner {
-    pub(crate) fn new(max_values: usize) -> Self {
+    /// An interner holding at most `max_values` distinct values (then it hands out `_overflow`).
+    pub fn new(max_values: usize) -> Self {
         Self {
             values: RwLock::new(FxHashSet::default()),
             max_values,
@@ -269,7 +273,8 @@ impl Interner {
         }
     }
 
-    pub(crate) fn get(&self, value: &str) -> Arc<str> {
+    /// The shared copy of `value`.
+    pub fn get(&self, value: &str) -> Arc<str> {
         if let Some(shared) = self
             .values
             .read()

@@ -168,6 +168,27 @@ impl MetricsBuilder {
         counter
     }
 
+    /// The registry this builder's metrics go into: `registry` with the prefix and constant
+    /// labels applied. For `trace-grpc`, which registers its RPC metrics with the same options;
+    /// not a stable API.
+    #[doc(hidden)]
+    pub fn scoped_registry<'r>(&self, registry: &'r mut Registry) -> &'r mut Registry {
+        self.sub_registry(registry)
+    }
+
+    /// The configured cap of distinct label sets per metric. Not a stable API.
+    #[doc(hidden)]
+    pub fn series_cap(&self) -> usize {
+        self.max_series
+    }
+
+    /// Registers `tracewire_{layer}_series_overflow_total` into `registry` (already scoped) and
+    /// returns it. Not a stable API.
+    #[doc(hidden)]
+    pub fn register_overflow_counter(registry: &mut Registry, layer: &'static str) -> Counter {
+        Self::overflow_counter(registry, layer)
+    }
+
     /// Registers the server metrics into `registry` and returns the layer that records them:
     /// `http_server_request_duration_seconds` (with trace exemplars),
     /// `http_server_active_requests`, `http_server_request_body_size_bytes` and

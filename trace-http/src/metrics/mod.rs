@@ -19,3 +19,8 @@ pub use layer::{
     MetricsLayer,
 };
 pub use service::{ClientMetricsService, MetricsFuture, MetricsObserver, MetricsService};
+
+/// The bounded label-set machinery and the trace exemplar, shared with `trace-grpc` (whose RPC
+/// metrics are these with other labels). Not a stable API.
+#[doc(hidden)]
+pub use family::{Interner, OVERFLOW, Overflow, SeriesCache, SeriesLabels, TraceExemplar};

@@ -198,6 +198,33 @@ impl TraceLayer {
         &self.config.sampler
     }
 
+    /// The context of a server span for a request with these headers, as this layer makes it:
+    /// propagation, debug headers, sampler (`name` is what the sampler sees), collector. For
+    /// `trace-grpc`, whose layer is configured by a `TraceLayer`; not a stable API.
+    #[doc(hidden)]
+    pub fn server_context(&self, headers: &http::HeaderMap, name: &str) -> trace_core::SpanContext {
+        super::server_context(&self.config, headers, name)
+    }
+
+    /// The response header that returns the trace id of a request traced in `context`, as
+    /// configured with [`trace_id_header`](Self::trace_id_header). Not a stable API.
+    #[doc(hidden)]
+    pub fn response_trace_header(
+        &self,
+        context: &trace_core::SpanContext,
+    ) -> Option<(HeaderName, http::HeaderValue)> {
+        if !context.is_sampled() {
+            return None;
+        }
+        super::response_header(&self.config.trace_id_header, context)
+    }
+
+    /// The configured `service.name`. Not a stable API.
+    #[doc(hidden)]
+    pub fn configured_service_name(&self) -> Option<&Arc<str>> {
+        self.config.service_name.as_ref()
+    }
+
     /// The propagation in use, for its per-format counters of malformed headers.
     pub fn propagation_stats(&self) -> Vec<trace_core::propagation::FormatStats> {
         self.config.propagation.stats()

@@ -10,7 +10,9 @@ use trace_core::{SpanRecorder, Status};
 pub use future::ResponseFuture;
 pub use layer::{TraceIdHeader, TraceLayer};
 pub use service::TraceService;
-pub(crate) use service::{matched_route, span_name, split_host_port};
+pub(crate) use service::{
+    matched_route, response_header, server_context, span_name, split_host_port,
+};
 
 use crate::body::private::{BodyEnd, Observe};
 use crate::semconv;

@@ -2,7 +2,7 @@ use std::borrow::Cow;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use http::{HeaderName, HeaderValue, Request, Response};
+use http::{HeaderMap, HeaderName, HeaderValue, Request, Response};
 use tower_service::Service;
 use trace_core::propagation::TraceContextPropagator;
 use trace_core::{SpanContext, SpanKind, SpanRecorder};
@@ -55,18 +55,9 @@ where
 
     fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
         let config = &*self.config;
-        let mut extracted = config.propagation.extract(request.headers());
-        if extracted.debug_id.is_none() {
-            extracted.debug_id = config
-                .unread_debug_headers
-                .iter()
-                .find_map(|name| request.headers().get(name).and_then(debug_id));
-        }
         let route = matched_route(&request);
         let (method, _) = semconv::method_name(request.method());
-        let context = extracted
-            .into_span_context(&*config.sampler, route.unwrap_or(method))
-            .with_collector(config.collector.clone());
+        let context = server_context(config, request.headers(), route.unwrap_or(method));
 
         let mut span = SpanRecorder::disabled();
         let mut trace_id_header = None;
@@ -100,6 +91,21 @@ where
             head_request,
         )
     }
+}
+
+/// The context of a server span for a request with these headers: the caller's context read with
+/// the configured propagation (and debug headers), the sampler's decision, the collector.
+pub(crate) fn server_context(config: &TraceConfig, headers: &HeaderMap, name: &str) -> SpanContext {
+    let mut extracted = config.propagation.extract(headers);
+    if extracted.debug_id.is_none() {
+        extracted.debug_id = config
+            .unread_debug_headers
+            .iter()
+            .find_map(|header| headers.get(header).and_then(debug_id));
+    }
+    extracted
+        .into_span_context(&*config.sampler, name)
+        .with_collector(config.collector.clone())
 }
 
 /// `{METHOD} {route}`, or the method alone; `HTTP` stands for a method the conventions do not
@@ -236,7 +242,7 @@ fn client_address<B>(request: &Request<B>) -> Option<std::net::SocketAddr> {
 }
 
 /// The header returning the trace id to the caller; debug-forced requests always get one.
-fn response_header(
+pub(crate) fn response_header(
     configured: &TraceIdHeader,
     context: &SpanContext,
 ) -> Option<(HeaderName, HeaderValue)> {
