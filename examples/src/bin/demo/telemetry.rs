@@ -18,14 +18,16 @@ use trace_core::{Collector, InMemoryCollector};
 use trace_exporters::config::{ExporterArgs, ExporterConfig, ExporterKind, SamplerConfig};
 use trace_exporters::{ExporterMetrics, ShutdownReport};
 use trace_http::metrics::{MetricsBuilder, MetricsEndpoint, MetricsLayer, metrics_service};
+use trace_grpc::{GrpcClientLayer, GrpcClientMetrics, GrpcServerMetrics, GrpcTraceLayer};
 use trace_http::{ClientTraceLayer, TraceLayer};
 
 /// The HTTP client the users service calls profiles with: traced.
 pub(crate) type HttpClient =
     trace_http::client::ClientTraceService<Client<HttpConnector, Empty<Bytes>>>;
 
-/// The gRPC client the front calls users with.
-pub(crate) type UsersClient = crate::proto::users_client::UsersClient<Channel>;
+/// The gRPC client the front calls users with: traced and measured.
+pub(crate) type UsersClient =
+    crate::proto::users_client::UsersClient<trace_grpc::GrpcClientService<Channel>>;
 
 /// Shared telemetry; cheap to clone.
 #[derive(Clone)]
@@ -39,6 +41,8 @@ struct Inner {
     store: Arc<InMemoryCollector>,
     registry: Arc<Registry>,
     http_metrics: MetricsLayer,
+    grpc_server_metrics: GrpcServerMetrics,
+    grpc_client_metrics: GrpcClientMetrics,
     description: String,
 }
 
@@ -69,6 +73,8 @@ impl Telemetry {
             None => "the embedded viewer only (set TRACES_EXPORTER to export)".to_owned(),
         };
         let http_metrics = MetricsBuilder::new().server(&mut registry);
+        let grpc_server_metrics = GrpcServerMetrics::new(&mut registry);
+        let grpc_client_metrics = GrpcClientMetrics::new(&mut registry);
         Ok(Self {
             inner: Arc::new(Inner {
                 collector: export.collector(),
@@ -76,6 +82,8 @@ impl Telemetry {
                 store,
                 registry: Arc::new(registry),
                 http_metrics,
+                grpc_server_metrics,
+                grpc_client_metrics,
                 description,
             }),
         })
@@ -121,12 +129,20 @@ impl Telemetry {
         let channel = Endpoint::from_shared(format!("http://{users}"))?
             .connect_timeout(Duration::from_secs(5))
             .connect_lazy();
-        Ok(UsersClient::new(channel))
+        let layer = GrpcClientLayer::new()
+            .propagation(self.inner.export.propagator())
+            .server_address(users.ip().to_string(), Some(users.port()))
+            .metrics(self.inner.grpc_client_metrics.clone());
+        Ok(UsersClient::new(layer.layer(channel)))
     }
 
-    /// The gRPC server layer.
-    pub(crate) fn grpc_server_layer(&self) -> tower::layer::util::Identity {
-        tower::layer::util::Identity::new()
+    /// The gRPC server layer: traced and measured.
+    pub(crate) fn grpc_server_layer(&self) -> GrpcTraceLayer {
+        GrpcTraceLayer::new(self.inner.collector.clone())
+            .service_name("users")
+            .sampler(self.inner.export.sampler())
+            .propagation(self.inner.export.propagator())
+            .metrics(self.inner.grpc_server_metrics.clone())
     }
 
     /// Where spans are exported, for the start-up banner.
