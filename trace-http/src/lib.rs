@@ -38,12 +38,16 @@ pub mod context;
 pub mod metrics;
 pub mod semconv;
 pub mod trace;
+#[cfg(feature = "viewer")]
+pub mod viewer;
 
 use std::time::{Instant, SystemTime};
 
 pub use client::ClientTraceLayer;
 pub use metrics::{ClientMetricsLayer, MetricsLayer};
 pub use trace::{TraceIdHeader, TraceLayer};
+#[cfg(feature = "viewer")]
+pub use viewer::TraceViewer;
 
 /// When a request started, read once and shared through the request extensions by the layers
 /// that need it (the trace layer's span start, the metrics layer's duration).
