@@ -1,6 +1,6 @@
 //! Where finished spans go.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::HashMap;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -192,8 +192,8 @@ pub struct TraceSummary {
     end_time: SystemTime,
     span_count: usize,
     error_count: usize,
-    services: Arc<Vec<StringValue>>,
-    routes: Arc<Vec<StringValue>>,
+    services: Option<Arc<Vec<StringValue>>>,
+    routes: Option<Arc<Vec<StringValue>>>,
     debug: bool,
     debug_id: Option<Arc<str>>,
 }
@@ -214,8 +214,8 @@ impl TraceSummary {
             end_time: span.end_time(),
             span_count: 0,
             error_count: 0,
-            services: Arc::default(),
-            routes: Arc::default(),
+            services: None,
+            routes: None,
             debug: false,
             debug_id: None,
         }
@@ -293,12 +293,12 @@ impl TraceSummary {
 
     /// The distinct `service.name` values of the spans, in order of arrival (at most 16).
     pub fn services(&self) -> &[StringValue] {
-        &self.services
+        self.services.as_deref().map_or(&[], Vec::as_slice)
     }
 
     /// The distinct `http.route` values of the spans, in order of arrival (at most 16).
     pub fn routes(&self) -> &[StringValue] {
-        &self.routes
+        self.routes.as_deref().map_or(&[], Vec::as_slice)
     }
 
     /// Whether a span of the trace carries the debug flag (a debug header forced it).
@@ -312,12 +312,18 @@ impl TraceSummary {
     }
 }
 
-fn add_distinct(values: &mut Arc<Vec<StringValue>>, value: Option<&StringValue>) {
-    if let Some(value) = value
-        && values.len() < MAX_DISTINCT
-        && !values.contains(value)
-    {
-        Arc::make_mut(values).push(value.clone());
+/// Adds `value` to a short list of distinct values (made on the first one, and shared with
+/// summaries handed out until it changes).
+fn add_distinct(values: &mut Option<Arc<Vec<StringValue>>>, value: Option<&StringValue>) {
+    let Some(value) = value else {
+        return;
+    };
+    match values {
+        None => *values = Some(Arc::new(vec![value.clone()])),
+        Some(list) if list.len() < MAX_DISTINCT && !list.contains(value) => {
+            Arc::make_mut(list).push(value.clone());
+        }
+        Some(_) => {}
     }
 }
 
@@ -352,97 +358,226 @@ pub struct StoredTrace {
     pub spans: Vec<Arc<Span>>,
 }
 
-#[derive(Default)]
+/// Marks the end of an intrusive list.
+const NIL: usize = usize::MAX;
+
+/// The spans and traces. Both live in slabs (vectors whose freed slots are reused) threaded on
+/// intrusive doubly-linked lists — spans by arrival, traces by the arrival of their latest span —
+/// so every update `collect` makes (append, evict the oldest span, trim a trace, evict the least
+/// recent trace) is O(1): no search, no tree, and no allocation once the slabs have grown.
+///
+/// Slot indices are internal: every index held in a list or in `index` names an occupied slot
+/// (the property test in this file checks the lists against the counts).
 struct Store {
-    next_seq: u64,
-    /// Every stored span's trace, by arrival number: the oldest span overall is the first.
-    arrival: BTreeMap<u64, TraceId>,
-    traces: HashMap<TraceId, TraceEntry>,
-    /// Every stored trace once, by the arrival number of its latest span.
-    recency: BTreeMap<u64, TraceId>,
+    spans: Vec<SpanSlot>,
+    free_spans: Vec<usize>,
+    traces: Vec<TraceSlot>,
+    free_traces: Vec<usize>,
+    index: HashMap<TraceId, usize>,
+    /// Every stored span, oldest first.
+    arrival: Ends,
+    /// Every stored trace, by the arrival of its latest span.
+    recency: Ends,
+    span_count: usize,
     bytes: usize,
 }
 
+impl Default for Store {
+    fn default() -> Self {
+        Self {
+            spans: Vec::new(),
+            free_spans: Vec::new(),
+            traces: Vec::new(),
+            free_traces: Vec::new(),
+            index: HashMap::new(),
+            arrival: Ends::EMPTY,
+            recency: Ends::EMPTY,
+            span_count: 0,
+            bytes: 0,
+        }
+    }
+}
+
+/// The two ends of an intrusive list.
+#[derive(Clone, Copy)]
+struct Ends {
+    oldest: usize,
+    newest: usize,
+}
+
+impl Ends {
+    const EMPTY: Self = Self {
+        oldest: NIL,
+        newest: NIL,
+    };
+}
+
+struct SpanSlot {
+    span: Option<Arc<Span>>,
+    size: usize,
+    trace: usize,
+    /// Neighbours in the arrival list.
+    older: usize,
+    newer: usize,
+    /// The next newer span of the same trace.
+    next_in_trace: usize,
+}
+
+struct TraceSlot {
+    entry: Option<TraceEntry>,
+    /// Neighbours in the recency list.
+    older: usize,
+    newer: usize,
+}
+
 struct TraceEntry {
-    /// In arrival order, so a trace's oldest span is its first.
-    spans: VecDeque<StoredSpan>,
-    latest_seq: u64,
+    id: TraceId,
+    /// The trace's own spans, oldest first (linked by `next_in_trace`).
+    spans: Ends,
+    len: usize,
     summary: TraceSummary,
     /// A span left the trace: the summary is rebuilt before it is next read.
     stale: bool,
 }
 
-struct StoredSpan {
-    seq: u64,
-    size: usize,
-    span: Arc<Span>,
-}
-
-impl TraceEntry {
-    fn fresh_summary(&mut self) -> &TraceSummary {
-        if self.stale {
-            if let Some(summary) = TraceSummary::rebuild(self.spans.iter().map(|s| &s.span)) {
-                self.summary = summary;
-            }
-            self.stale = false;
-        }
-        &self.summary
-    }
-}
-
-/// Spans evicted while the lock is held, dropped after it is released.
+/// What one `collect` evicted: the spans are dropped after the lock is released.
 #[derive(Default)]
 struct Evicted {
-    spans: Vec<StoredSpan>,
+    first: Option<Arc<Span>>,
+    more: Vec<Arc<Span>>,
+    spans: u64,
     traces: u64,
     trimmed: u64,
 }
 
+impl Evicted {
+    fn push(&mut self, span: Arc<Span>) {
+        self.spans += 1;
+        if self.first.is_none() {
+            self.first = Some(span);
+        } else {
+            self.more.push(span);
+        }
+    }
+}
+
 impl Store {
+    fn arrival_push(&mut self, slot: usize) {
+        let newest = self.arrival.newest;
+        self.spans[slot].older = newest;
+        self.spans[slot].newer = NIL;
+        match newest {
+            NIL => self.arrival.oldest = slot,
+            newest => self.spans[newest].newer = slot,
+        }
+        self.arrival.newest = slot;
+    }
+
+    fn arrival_unlink(&mut self, slot: usize) {
+        let (older, newer) = (self.spans[slot].older, self.spans[slot].newer);
+        match older {
+            NIL => self.arrival.oldest = newer,
+            older => self.spans[older].newer = newer,
+        }
+        match newer {
+            NIL => self.arrival.newest = older,
+            newer => self.spans[newer].older = older,
+        }
+    }
+
+    fn recency_push(&mut self, trace: usize) {
+        let newest = self.recency.newest;
+        self.traces[trace].older = newest;
+        self.traces[trace].newer = NIL;
+        match newest {
+            NIL => self.recency.oldest = trace,
+            newest => self.traces[newest].newer = trace,
+        }
+        self.recency.newest = trace;
+    }
+
+    fn recency_unlink(&mut self, trace: usize) {
+        let (older, newer) = (self.traces[trace].older, self.traces[trace].newer);
+        match older {
+            NIL => self.recency.oldest = newer,
+            older => self.traces[older].newer = newer,
+        }
+        match newer {
+            NIL => self.recency.newest = older,
+            newer => self.traces[newer].older = older,
+        }
+    }
+
+    /// Frees a span's slot (already out of its trace's list).
+    fn release_span(&mut self, slot: usize, evicted: &mut Evicted) {
+        self.arrival_unlink(slot);
+        let freed = &mut self.spans[slot];
+        self.bytes -= freed.size;
+        self.span_count -= 1;
+        if let Some(span) = freed.span.take() {
+            evicted.push(span);
+        }
+        self.free_spans.push(slot);
+    }
+
+    /// Evicts a trace's oldest span; returns how many spans the trace has left.
+    fn pop_trace_oldest(&mut self, trace: usize, evicted: &mut Evicted) -> usize {
+        let Some(entry) = self.traces[trace].entry.as_mut() else {
+            return 0;
+        };
+        let slot = entry.spans.oldest;
+        if slot == NIL {
+            return 0;
+        }
+        entry.spans.oldest = self.spans[slot].next_in_trace;
+        if entry.spans.oldest == NIL {
+            entry.spans.newest = NIL;
+        }
+        entry.len -= 1;
+        entry.stale = true;
+        let left = entry.len;
+        self.release_span(slot, evicted);
+        left
+    }
+
+    /// Unlinks and frees a trace's slot, returning what it held.
+    fn remove_trace(&mut self, trace: usize) -> Option<TraceEntry> {
+        self.recency_unlink(trace);
+        let entry = self.traces[trace].entry.take();
+        if let Some(entry) = &entry {
+            self.index.remove(&entry.id);
+        }
+        self.free_traces.push(trace);
+        entry
+    }
+
     /// Evicts the oldest span overall; false when the store is empty.
     fn evict_oldest_span(&mut self, evicted: &mut Evicted) -> bool {
-        let Some((seq, trace_id)) = self.arrival.pop_first() else {
+        let slot = self.arrival.oldest;
+        if slot == NIL {
             return false;
-        };
-        if let Some(entry) = self.traces.get_mut(&trace_id) {
-            debug_assert_eq!(entry.spans.front().map(|s| s.seq), Some(seq));
-            if let Some(stored) = entry.spans.pop_front() {
-                self.bytes -= stored.size;
-                evicted.spans.push(stored);
-            }
-            entry.stale = true;
-            if entry.spans.is_empty() {
-                self.recency.remove(&entry.latest_seq);
-                self.traces.remove(&trace_id);
-            }
+        }
+        // Spans enter both lists in arrival order and leave a trace only from its old end, so
+        // the oldest span overall is the oldest of its trace.
+        let trace = self.spans[slot].trace;
+        if self.pop_trace_oldest(trace, evicted) == 0 {
+            self.remove_trace(trace);
         }
         true
     }
 
-    /// Evicts a trace's oldest span, to make room for a new one of the same trace.
-    fn trim_trace(&mut self, trace_id: TraceId, evicted: &mut Evicted) {
-        if let Some(entry) = self.traces.get_mut(&trace_id)
-            && let Some(stored) = entry.spans.pop_front()
-        {
-            self.arrival.remove(&stored.seq);
-            self.bytes -= stored.size;
-            entry.stale = true;
-            evicted.spans.push(stored);
-            evicted.trimmed += 1;
-            // The trace is not left empty: the caller adds a span to it next.
-        }
-    }
-
     /// Evicts the trace whose latest span is the oldest; false when the store holds none.
     fn evict_least_recent_trace(&mut self, evicted: &mut Evicted) -> bool {
-        let Some((_, trace_id)) = self.recency.pop_first() else {
+        let trace = self.recency.oldest;
+        if trace == NIL {
             return false;
-        };
-        if let Some(entry) = self.traces.remove(&trace_id) {
-            for stored in entry.spans {
-                self.arrival.remove(&stored.seq);
-                self.bytes -= stored.size;
-                evicted.spans.push(stored);
+        }
+        if let Some(entry) = self.remove_trace(trace) {
+            let mut slot = entry.spans.oldest;
+            while slot != NIL {
+                let next = self.spans[slot].next_in_trace;
+                self.release_span(slot, evicted);
+                slot = next;
             }
             evicted.traces += 1;
         }
@@ -450,24 +585,117 @@ impl Store {
     }
 
     fn insert(&mut self, span: Arc<Span>, size: usize, facts: &SpanFacts) {
-        let seq = self.next_seq;
-        self.next_seq += 1;
-        let trace_id = span.trace_id;
-        let entry = self.traces.entry(trace_id).or_insert_with(|| TraceEntry {
-            spans: VecDeque::new(),
-            latest_seq: seq,
-            summary: TraceSummary::new(&span),
-            stale: false,
-        });
-        self.recency.remove(&entry.latest_seq);
-        self.recency.insert(seq, trace_id);
-        entry.latest_seq = seq;
-        if !entry.stale {
-            entry.summary.absorb(&span, facts);
+        let trace = match self.index.get(&span.trace_id) {
+            Some(&trace) => {
+                self.recency_unlink(trace);
+                trace
+            }
+            None => {
+                let entry = TraceEntry {
+                    id: span.trace_id,
+                    spans: Ends::EMPTY,
+                    len: 0,
+                    summary: TraceSummary::new(&span),
+                    stale: false,
+                };
+                let trace = match self.free_traces.pop() {
+                    Some(trace) => {
+                        self.traces[trace].entry = Some(entry);
+                        trace
+                    }
+                    None => {
+                        self.traces.push(TraceSlot {
+                            entry: Some(entry),
+                            older: NIL,
+                            newer: NIL,
+                        });
+                        self.traces.len() - 1
+                    }
+                };
+                self.index.insert(span.trace_id, trace);
+                trace
+            }
+        };
+        self.recency_push(trace);
+        let new_slot = SpanSlot {
+            span: None,
+            size,
+            trace,
+            older: NIL,
+            newer: NIL,
+            next_in_trace: NIL,
+        };
+        let slot = match self.free_spans.pop() {
+            Some(slot) => {
+                self.spans[slot] = new_slot;
+                slot
+            }
+            None => {
+                self.spans.push(new_slot);
+                self.spans.len() - 1
+            }
+        };
+        if let Some(entry) = self.traces[trace].entry.as_mut() {
+            if !entry.stale {
+                entry.summary.absorb(&span, facts);
+            }
+            match entry.spans.newest {
+                NIL => entry.spans.oldest = slot,
+                newest => self.spans[newest].next_in_trace = slot,
+            }
+            entry.spans.newest = slot;
+            entry.len += 1;
         }
-        entry.spans.push_back(StoredSpan { seq, size, span });
-        self.arrival.insert(seq, trace_id);
+        self.spans[slot].span = Some(span);
+        self.arrival_push(slot);
+        self.span_count += 1;
         self.bytes += size;
+    }
+
+    /// A trace's spans, oldest first.
+    fn trace_spans(&self, trace: usize) -> impl Iterator<Item = &Arc<Span>> {
+        let mut slot = self.traces[trace]
+            .entry
+            .as_ref()
+            .map_or(NIL, |entry| entry.spans.oldest);
+        std::iter::from_fn(move || {
+            if slot == NIL {
+                return None;
+            }
+            let current = &self.spans[slot];
+            slot = current.next_in_trace;
+            current.span.as_ref()
+        })
+    }
+
+    /// A trace's summary, rebuilt first if a span has left it.
+    fn fresh_summary(&mut self, trace: usize) -> Option<&TraceSummary> {
+        let stale = self.traces[trace].entry.as_ref()?.stale;
+        if stale {
+            let rebuilt = TraceSummary::rebuild(self.trace_spans(trace));
+            let entry = self.traces[trace].entry.as_mut()?;
+            if let Some(summary) = rebuilt {
+                entry.summary = summary;
+            }
+            entry.stale = false;
+        }
+        self.traces[trace]
+            .entry
+            .as_ref()
+            .map(|entry| &entry.summary)
+    }
+
+    /// Trace slots, the one with the most recent span first.
+    fn most_recent_first(&self) -> impl Iterator<Item = usize> + '_ {
+        let mut trace = self.recency.newest;
+        std::iter::from_fn(move || {
+            if trace == NIL {
+                return None;
+            }
+            let current = trace;
+            trace = self.traces[current].older;
+            Some(current)
+        })
     }
 }
 
@@ -521,88 +749,82 @@ impl InMemoryCollector {
     }
 
     fn store(&self) -> MutexGuard<'_, Store> {
-        // Updates under the lock cannot panic (no indexing, no unwrapping; allocation failure
-        // aborts), so a poisoned lock still guards consistent data.
+        // Nothing under the lock panics on any input (the indices are the store's own), so a
+        // poisoned lock still guards consistent data.
         self.store.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Every stored span, oldest first.
     pub fn spans(&self) -> Vec<Span> {
         let store = self.store();
-        let mut spans: Vec<(u64, &Arc<Span>)> = store
-            .traces
-            .values()
-            .flat_map(|entry| entry.spans.iter().map(|s| (s.seq, &s.span)))
-            .collect();
-        spans.sort_unstable_by_key(|(seq, _)| *seq);
+        let mut spans = Vec::with_capacity(store.span_count);
+        let mut slot = store.arrival.oldest;
+        while slot != NIL {
+            let current = &store.spans[slot];
+            if let Some(span) = &current.span {
+                spans.push(Span::clone(span));
+            }
+            slot = current.newer;
+        }
         spans
-            .into_iter()
-            .map(|(_, span)| Span::clone(span))
-            .collect()
     }
 
     /// The stored spans of one trace, in the order they ended.
     pub fn spans_of_trace(&self, trace_id: TraceId) -> Vec<Span> {
-        self.store()
-            .traces
-            .get(&trace_id)
-            .map_or_else(Vec::new, |entry| {
-                entry.spans.iter().map(|s| Span::clone(&s.span)).collect()
-            })
+        let store = self.store();
+        match store.index.get(&trace_id) {
+            Some(&trace) => store
+                .trace_spans(trace)
+                .map(|span| Span::clone(span))
+                .collect(),
+            None => Vec::new(),
+        }
     }
 
     /// One stored trace: its summary and its spans (shared, not copied), in the order they ended.
     pub fn trace(&self, trace_id: TraceId) -> Option<StoredTrace> {
         let mut store = self.store();
-        let entry = store.traces.get_mut(&trace_id)?;
-        let summary = entry.fresh_summary().clone();
-        let spans = entry.spans.iter().map(|s| s.span.clone()).collect();
+        let trace = *store.index.get(&trace_id)?;
+        let summary = store.fresh_summary(trace)?.clone();
+        let spans = store.trace_spans(trace).cloned().collect();
         Some(StoredTrace { summary, spans })
     }
 
     /// The summaries of every stored trace, the one with the most recently ended span first.
     pub fn summaries(&self) -> Vec<TraceSummary> {
         let mut store = self.store();
-        let Store {
-            traces, recency, ..
-        } = &mut *store;
-        recency
-            .values()
-            .rev()
-            .filter_map(|trace_id| {
-                traces
-                    .get_mut(trace_id)
-                    .map(|entry| entry.fresh_summary().clone())
-            })
+        let order: Vec<usize> = store.most_recent_first().collect();
+        order
+            .into_iter()
+            .filter_map(|trace| store.fresh_summary(trace).cloned())
             .collect()
     }
 
     /// The stored traces a debug header with this id forced, the most recent first.
     pub fn traces_with_debug_id(&self, debug_id: &str) -> Vec<TraceId> {
         let mut store = self.store();
-        let Store {
-            traces, recency, ..
-        } = &mut *store;
-        recency
-            .values()
-            .rev()
-            .filter(|trace_id| {
-                traces
-                    .get_mut(trace_id)
-                    .is_some_and(|entry| entry.fresh_summary().debug_id() == Some(debug_id))
+        let order: Vec<usize> = store.most_recent_first().collect();
+        order
+            .into_iter()
+            .filter_map(|trace| {
+                let summary = store.fresh_summary(trace)?;
+                (summary.debug_id() == Some(debug_id)).then_some(summary.trace_id())
             })
-            .copied()
             .collect()
     }
 
     /// The ids of stored traces, the one with the most recently ended span first.
     pub fn trace_ids(&self) -> Vec<TraceId> {
-        self.store().recency.values().rev().copied().collect()
+        let store = self.store();
+        store
+            .most_recent_first()
+            .filter_map(|trace| store.traces[trace].entry.as_ref().map(|e| e.id))
+            .collect()
     }
 
     /// Number of stored spans.
     pub fn len(&self) -> usize {
-        self.store().arrival.len()
+        self.store().span_count
     }
 
     /// Whether no span is stored.
@@ -612,7 +834,7 @@ impl InMemoryCollector {
 
     /// Number of stored traces.
     pub fn trace_count(&self) -> usize {
-        self.store().traces.len()
+        self.store().index.len()
     }
 
     /// Approximate bytes held by stored spans.
@@ -641,7 +863,7 @@ impl InMemoryCollector {
     pub fn stats(&self) -> CollectorStats {
         let (spans, traces, bytes) = {
             let store = self.store();
-            (store.arrival.len(), store.traces.len(), store.bytes)
+            (store.span_count, store.index.len(), store.bytes)
         };
         CollectorStats {
             spans,
@@ -657,6 +879,38 @@ impl InMemoryCollector {
     pub fn clear(&self) {
         let old = std::mem::take(&mut *self.store());
         drop(old);
+    }
+
+    /// Walks every list and checks it against the counts.
+    #[cfg(test)]
+    fn check_consistency(&self) {
+        let store = self.store();
+        let (mut count, mut bytes, mut slot, mut previous) = (0, 0, store.arrival.oldest, NIL);
+        while slot != NIL {
+            assert_eq!(store.spans[slot].older, previous);
+            assert!(store.spans[slot].span.is_some());
+            count += 1;
+            bytes += store.spans[slot].size;
+            previous = slot;
+            slot = store.spans[slot].newer;
+        }
+        assert_eq!(store.arrival.newest, previous);
+        assert_eq!((count, bytes), (store.span_count, store.bytes));
+        let traces: Vec<usize> = store.most_recent_first().collect();
+        assert_eq!(traces.len(), store.index.len());
+        let mut in_traces = 0;
+        for trace in traces {
+            let entry = store.traces[trace]
+                .entry
+                .as_ref()
+                .expect("listed traces are occupied");
+            assert_eq!(store.index.get(&entry.id), Some(&trace));
+            let spans: Vec<&Arc<Span>> = store.trace_spans(trace).collect();
+            assert_eq!(spans.len(), entry.len);
+            assert!(spans.iter().all(|s| s.trace_id == entry.id));
+            in_traces += entry.len;
+        }
+        assert_eq!(in_traces, store.span_count);
     }
 }
 
@@ -678,25 +932,30 @@ impl Collector for InMemoryCollector {
         let mut evicted = Evicted::default();
         {
             let mut store = self.store();
-            match store.traces.get(&trace_id) {
-                Some(entry) if entry.spans.len() >= limits.max_spans_per_trace => {
-                    store.trim_trace(trace_id, &mut evicted);
+            match store.index.get(&trace_id).copied() {
+                Some(trace) => {
+                    let full = store.traces[trace]
+                        .entry
+                        .as_ref()
+                        .is_some_and(|entry| entry.len >= limits.max_spans_per_trace);
+                    if full {
+                        store.pop_trace_oldest(trace, &mut evicted);
+                        evicted.trimmed += 1;
+                    }
                 }
-                Some(_) => {}
                 None => {
-                    while store.traces.len() >= limits.max_traces
+                    while store.index.len() >= limits.max_traces
                         && store.evict_least_recent_trace(&mut evicted)
                     {}
                 }
             }
-            while (store.arrival.len() >= limits.max_spans || store.bytes + size > limits.max_bytes)
+            while (store.span_count >= limits.max_spans || store.bytes + size > limits.max_bytes)
                 && store.evict_oldest_span(&mut evicted)
             {}
             store.insert(span, size, &facts);
         }
-        if !evicted.spans.is_empty() {
-            self.evicted
-                .fetch_add(evicted.spans.len() as u64, Ordering::Relaxed);
+        if evicted.spans > 0 {
+            self.evicted.fetch_add(evicted.spans, Ordering::Relaxed);
         }
         if evicted.traces > 0 {
             self.evicted_traces
@@ -705,7 +964,7 @@ impl Collector for InMemoryCollector {
         if evicted.trimmed > 0 {
             self.trimmed.fetch_add(evicted.trimmed, Ordering::Relaxed);
         }
-        // The evicted spans are freed here, outside the lock.
+        // `evicted` is dropped here, outside the lock: the evicted spans are freed there.
     }
 }
 
@@ -862,21 +1121,25 @@ mod tests {
             max_spans in 1usize..30,
             max_traces in 1usize..5,
             max_per_trace in 1usize..8,
+            max_bytes in 500usize..20_000,
         ) {
             let collector = Arc::new(
                 InMemoryCollector::builder()
                     .max_spans(max_spans)
                     .max_traces(max_traces)
                     .max_spans_per_trace(max_per_trace)
+                    .max_bytes(max_bytes)
                     .build(),
             );
             let contexts: Vec<SpanContext> = (0..6).map(|_| root(&collector)).collect();
             for (i, which) in traces.iter().enumerate() {
                 drop(contexts[*which].child(format!("span {i}")));
             }
+            collector.check_consistency();
             let stats = collector.stats();
             proptest::prop_assert!(stats.spans <= max_spans);
             proptest::prop_assert!(stats.traces <= max_traces);
+            proptest::prop_assert!(stats.bytes <= max_bytes);
             proptest::prop_assert_eq!(stats.spans as u64 + stats.evicted_spans, traces.len() as u64);
             let spans = collector.spans();
             proptest::prop_assert_eq!(spans.len(), stats.spans);
