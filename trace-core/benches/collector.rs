@@ -54,7 +54,7 @@ fn span_source() -> impl FnMut() -> Span {
     let mut n = 0_u64;
     let mut trace_id = TraceId::random();
     move || {
-        if n % 3 == 0 {
+        if n.is_multiple_of(3) {
             trace_id = TraceId::random();
         }
         n += 1;
