@@ -7,6 +7,8 @@
 //!   (request extensions, [`context::RequestContext`] extractor, [`context::current_context`]).
 //! - [`ClientTraceLayer`]: for clients. A client span per outgoing request, child of the current
 //!   request's context, with the context injected into the outgoing headers.
+//! - [`viewer::TraceViewer`] (feature `viewer`, on by default): the embedded trace viewer, a page
+//!   and JSON API over the in-memory collector, to mount at e.g. `/debug/traces`.
 //!
 //! # Example
 //!

@@ -296,6 +296,13 @@ async fn the_page_is_served_self_contained_at_the_mount_point() {
     }
     let reply = support::get(demo.a, &format!("{VIEWER}/index.php"), &[]).await;
     assert_eq!(reply.status, 404);
+    let head = support::send(
+        &support::client(),
+        support::request(Method::HEAD, demo.a, VIEWER, &[]),
+    )
+    .await;
+    assert_eq!(head.status, 200);
+    assert_eq!(head.body, "", "HEAD answers the headers alone");
 }
 
 #[tokio::test]
