@@ -560,7 +560,15 @@ impl Store {
         // Spans enter both lists in arrival order and leave a trace only from its old end, so
         // the oldest span overall is the oldest of its trace.
         let trace = self.spans[slot].trace;
-        if self.pop_trace_oldest(trace, evicted) == 0 {
+        let oldest_of_its_trace = self.traces[trace]
+            .entry
+            .as_ref()
+            .is_some_and(|entry| entry.spans.oldest == slot);
+        debug_assert!(oldest_of_its_trace);
+        if !oldest_of_its_trace {
+            // Unreachable; still, free the slot so that eviction always makes progress.
+            self.release_span(slot, evicted);
+        } else if self.pop_trace_oldest(trace, evicted) == 0 {
             self.remove_trace(trace);
         }
         true
@@ -1110,6 +1118,50 @@ mod tests {
         drop(context.child("x"));
         assert_eq!(first.spans(), second.spans());
         assert_eq!(first.len(), 1);
+    }
+
+    #[test]
+    fn concurrent_collects_and_queries_stay_consistent() {
+        let collector = Arc::new(
+            InMemoryCollector::builder()
+                .max_spans(300)
+                .max_traces(40)
+                .max_spans_per_trace(5)
+                .build(),
+        );
+        let writers: Vec<_> = (0..4)
+            .map(|_| {
+                let collector = collector.clone();
+                std::thread::spawn(move || {
+                    for _ in 0..200 {
+                        let context = root(&collector);
+                        for _ in 0..7 {
+                            drop(context.child("work"));
+                        }
+                    }
+                })
+            })
+            .collect();
+        let reader = {
+            let collector = collector.clone();
+            std::thread::spawn(move || {
+                for _ in 0..200 {
+                    for summary in collector.summaries().iter().take(5) {
+                        if let Some(trace) = collector.trace(summary.trace_id()) {
+                            assert!(trace.spans.len() <= 5);
+                        }
+                    }
+                }
+            })
+        };
+        for writer in writers {
+            writer.join().expect("writer");
+        }
+        reader.join().expect("reader");
+        collector.check_consistency();
+        let stats = collector.stats();
+        assert_eq!(stats.spans as u64 + stats.evicted_spans, 4 * 200 * 7);
+        assert!(stats.traces <= 40 && stats.spans <= 300);
     }
 
     proptest::proptest! {
