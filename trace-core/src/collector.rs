@@ -192,8 +192,8 @@ pub struct TraceSummary {
     end_time: SystemTime,
     span_count: usize,
     error_count: usize,
-    services: Option<Arc<Vec<StringValue>>>,
-    routes: Option<Arc<Vec<StringValue>>>,
+    services: Option<Arc<[StringValue]>>,
+    routes: Option<Arc<[StringValue]>>,
     debug: bool,
     debug_id: Option<Arc<str>>,
 }
@@ -293,12 +293,12 @@ impl TraceSummary {
 
     /// The distinct `service.name` values of the spans, in order of arrival (at most 16).
     pub fn services(&self) -> &[StringValue] {
-        self.services.as_deref().map_or(&[], Vec::as_slice)
+        self.services.as_deref().unwrap_or_default()
     }
 
     /// The distinct `http.route` values of the spans, in order of arrival (at most 16).
     pub fn routes(&self) -> &[StringValue] {
-        self.routes.as_deref().map_or(&[], Vec::as_slice)
+        self.routes.as_deref().unwrap_or_default()
     }
 
     /// Whether a span of the trace carries the debug flag (a debug header forced it).
@@ -312,16 +312,17 @@ impl TraceSummary {
     }
 }
 
-/// Adds `value` to a short list of distinct values (made on the first one, and shared with
-/// summaries handed out until it changes).
-fn add_distinct(values: &mut Option<Arc<Vec<StringValue>>>, value: Option<&StringValue>) {
+/// Adds `value` to a short list of distinct values. The list is one allocation, made anew only
+/// when a value is added (rarely: once per service or route of a trace), so that summaries handed
+/// out share it.
+fn add_distinct(values: &mut Option<Arc<[StringValue]>>, value: Option<&StringValue>) {
     let Some(value) = value else {
         return;
     };
     match values {
-        None => *values = Some(Arc::new(vec![value.clone()])),
+        None => *values = Some(Arc::from([value.clone()])),
         Some(list) if list.len() < MAX_DISTINCT && !list.contains(value) => {
-            Arc::make_mut(list).push(value.clone());
+            *list = list.iter().chain([value]).cloned().collect();
         }
         Some(_) => {}
     }
@@ -592,9 +593,10 @@ impl Store {
         true
     }
 
-    fn insert(&mut self, span: Arc<Span>, size: usize, facts: &SpanFacts) {
-        let trace = match self.index.get(&span.trace_id) {
-            Some(&trace) => {
+    /// Stores a span; `known` is its trace's slot, when the trace is stored.
+    fn insert(&mut self, known: Option<usize>, span: Arc<Span>, size: usize, facts: &SpanFacts) {
+        let trace = match known {
+            Some(trace) => {
                 self.recency_unlink(trace);
                 trace
             }
@@ -940,7 +942,8 @@ impl Collector for InMemoryCollector {
         let mut evicted = Evicted::default();
         {
             let mut store = self.store();
-            match store.index.get(&trace_id).copied() {
+            let mut known = store.index.get(&trace_id).copied();
+            match known {
                 Some(trace) => {
                     let full = store.traces[trace]
                         .entry
@@ -957,10 +960,15 @@ impl Collector for InMemoryCollector {
                     {}
                 }
             }
+            let traces_before = store.index.len();
             while (store.span_count >= limits.max_spans || store.bytes + size > limits.max_bytes)
                 && store.evict_oldest_span(&mut evicted)
             {}
-            store.insert(span, size, &facts);
+            if known.is_some() && store.index.len() != traces_before {
+                // Evicting spans emptied a trace, perhaps this one: its slot may be gone.
+                known = store.index.get(&trace_id).copied();
+            }
+            store.insert(known, span, size, &facts);
         }
         if evicted.spans > 0 {
             self.evicted.fetch_add(evicted.spans, Ordering::Relaxed);
