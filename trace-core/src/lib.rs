@@ -73,7 +73,10 @@ mod span;
 mod trace_state;
 
 pub use baggage::{Baggage, BaggageBuilder, BaggageEntry, BaggageError};
-pub use collector::{Collector, InMemoryCollector, NoopCollector};
+pub use collector::{
+    Collector, CollectorStats, FanOut, InMemoryCollector, InMemoryCollectorBuilder, NoopCollector,
+    StoredTrace, TraceSummary,
+};
 pub use context::{SpanContext, TraceFlags};
 pub use id::{HexId, IdParseError, SpanId, TraceId};
 pub use recorder::SpanRecorder;

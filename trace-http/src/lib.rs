@@ -7,6 +7,8 @@
 //!   (request extensions, [`context::RequestContext`] extractor, [`context::current_context`]).
 //! - [`ClientTraceLayer`]: for clients. A client span per outgoing request, child of the current
 //!   request's context, with the context injected into the outgoing headers.
+//! - [`viewer::TraceViewer`] (feature `viewer`, on by default): the embedded trace viewer, a page
+//!   and JSON API over the in-memory collector, to mount at e.g. `/debug/traces`.
 //!
 //! # Example
 //!
@@ -38,12 +40,16 @@ pub mod context;
 pub mod metrics;
 pub mod semconv;
 pub mod trace;
+#[cfg(feature = "viewer")]
+pub mod viewer;
 
 use std::time::{Instant, SystemTime};
 
 pub use client::ClientTraceLayer;
 pub use metrics::{ClientMetricsLayer, MetricsLayer};
 pub use trace::{TraceIdHeader, TraceLayer};
+#[cfg(feature = "viewer")]
+pub use viewer::TraceViewer;
 
 /// When a request started, read once and shared through the request extensions by the layers
 /// that need it (the trace layer's span start, the metrics layer's duration).
