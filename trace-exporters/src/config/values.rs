@@ -57,8 +57,7 @@ pub fn normalize_jaeger_endpoint(endpoint: &str) -> Result<String, ConfigError> 
 pub(crate) fn normalize_jaeger(endpoint: &str) -> Result<String, Problem> {
     let endpoint = endpoint.trim();
     if !endpoint.contains("://") {
-        let (host, port) =
-            host_port_parts(endpoint).ok_or_else(|| Problem::from("is not a URL or host:port"))?;
+        let (host, port) = host_port_parts(endpoint)?;
         let port = port.unwrap_or(JAEGER_COLLECTOR_PORT);
         return Ok(format!("http://{host}:{port}{JAEGER_COLLECTOR_PATH}"));
     }
@@ -82,36 +81,43 @@ pub(crate) fn normalize_jaeger(endpoint: &str) -> Result<String, Problem> {
 /// Normalises a Jaeger agent address to `host:port`: a bare host gets port 6831, an IPv6
 /// address goes in brackets.
 pub(crate) fn normalize_jaeger_agent(endpoint: &str) -> Result<String, Problem> {
-    let (host, port) = host_port_parts(endpoint.trim())
-        .ok_or_else(|| Problem::from("is not host:port (or a bare host)"))?;
+    let (host, port) = host_port_parts(endpoint.trim())?;
     Ok(format!(
         "{host}:{}",
         port.unwrap_or(super::DEFAULT_JAEGER_AGENT_PORT)
     ))
 }
 
-/// `host[:port]` split, an IPv6 address in brackets; `None` when malformed (an empty host, a
-/// port that is not 1-65535, characters no host name has).
-fn host_port_parts(text: &str) -> Option<(String, Option<u16>)> {
+/// `host[:port]` split, an IPv6 address in brackets; an error for an empty host, a port that is
+/// not 1-65535, or characters no host name has.
+fn host_port_parts(text: &str) -> Result<(String, Option<u16>), Problem> {
     let bracketed = |ip: IpAddr| match ip {
         IpAddr::V4(ip) => ip.to_string(),
         IpAddr::V6(ip) => format!("[{ip}]"),
     };
+    let bad_port = || Problem::from("has a port that is not a number (1-65535)");
     if let Ok(address) = text.parse::<SocketAddr>() {
-        return (address.port() != 0).then(|| (bracketed(address.ip()), Some(address.port())));
+        check_port(address.port()).map_err(|_| bad_port())?;
+        return Ok((bracketed(address.ip()), Some(address.port())));
     }
     if let Ok(ip) = text.parse::<IpAddr>() {
-        return Some((bracketed(ip), None));
+        return Ok((bracketed(ip), None));
     }
     let (host, port) = match text.rsplit_once(':') {
-        Some((host, port)) => (host, Some(port.parse::<u16>().ok().filter(|p| *p != 0)?)),
+        Some((host, port)) => {
+            let port = port.parse::<u16>().ok().filter(|port| *port != 0);
+            (host, Some(port.ok_or_else(bad_port)?))
+        }
         None => (text, None),
     };
     let host_ok = !host.is_empty()
         && host
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_'));
-    host_ok.then(|| (host.to_owned(), port))
+    if !host_ok {
+        return Err("is not a URL or host:port".into());
+    }
+    Ok((host.to_owned(), port))
 }
 
 /// `url` with `https://` (or `http://` when `insecure`) in front when it has no scheme.
