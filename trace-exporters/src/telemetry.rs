@@ -68,6 +68,8 @@ pub struct Telemetry {
     resource: Resource,
     exporter: Option<Arc<BatchExporter>>,
     collector: Arc<dyn Collector>,
+    /// Whether `collector` already includes a collector given to `also_collect_into`.
+    tees: bool,
     description: String,
 }
 
@@ -107,6 +109,7 @@ impl ExporterConfig {
             resource: self.resource(),
             exporter,
             collector,
+            tees: false,
             description,
         })
     }
@@ -276,16 +279,19 @@ impl Telemetry {
     }
 
     /// Also hands every span to `other` (such as the embedded trace viewer's store), before the
-    /// exporter gets it.
+    /// exporter gets it. Each call adds one more collector.
     #[must_use]
     pub fn also_collect_into(mut self, other: Arc<dyn Collector>) -> Self {
-        self.collector = match &self.exporter {
-            Some(exporter) => Arc::new(Tee {
+        self.collector = if self.exporter.is_none() && !self.tees {
+            // Nothing but a no-op to tee with.
+            other
+        } else {
+            Arc::new(Tee {
                 first: other,
-                second: exporter.clone(),
-            }),
-            None => other,
+                second: self.collector,
+            })
         };
+        self.tees = true;
         self
     }
 
@@ -312,7 +318,7 @@ impl fmt::Debug for Telemetry {
 #[derive(Debug)]
 struct Tee {
     first: Arc<dyn Collector>,
-    second: Arc<BatchExporter>,
+    second: Arc<dyn Collector>,
 }
 
 impl Collector for Tee {
