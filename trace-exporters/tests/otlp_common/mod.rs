@@ -317,3 +317,14 @@ fn gethostname_for_tests() -> String {
 pub fn temp_path(name: &str) -> PathBuf {
     std::env::temp_dir().join(format!("tracewire-otlp-{}-{name}", std::process::id()))
 }
+
+/// A minimal sampled span whose span id is `index + 1` (trace id too), to tell spans apart at
+/// the receiver.
+pub fn numbered_span(index: u64) -> Span {
+    let mut span = spans().pop().expect("the minimal root span");
+    span.name = format!("job {index}").into();
+    span.trace_id = TraceId::from_u128(u128::from(index) + 1).expect("non-zero trace id");
+    span.span_id = SpanId::from_u64(index + 1).expect("non-zero span id");
+    span.flags = TraceFlags::SAMPLED;
+    span
+}
