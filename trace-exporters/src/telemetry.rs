@@ -38,6 +38,9 @@ pub enum BuildError {
     },
 }
 
+/// An exporter and a line saying where it sends spans.
+type DescribedExporter = (Box<dyn SpanExporter>, String);
+
 /// What a service needs for tracing, built from an [`ExporterConfig`]: the sampler and header
 /// formats for its layers, the collector its spans go to, and the handle that flushes the
 /// exporter on shutdown.
@@ -131,7 +134,7 @@ impl ExporterConfig {
     }
 
     /// The exporter the settings name, and a line saying where it sends spans.
-    fn span_exporter(&self) -> Result<Option<(Box<dyn SpanExporter>, String)>, BuildError> {
+    fn span_exporter(&self) -> Result<Option<DescribedExporter>, BuildError> {
         match self.exporter {
             ExporterKind::None => Ok(None),
             ExporterKind::Stdout => self.stdout_exporter().map(Some),
@@ -143,7 +146,7 @@ impl ExporterConfig {
     }
 
     #[cfg(feature = "stdout")]
-    fn stdout_exporter(&self) -> Result<(Box<dyn SpanExporter>, String), BuildError> {
+    fn stdout_exporter(&self) -> Result<DescribedExporter, BuildError> {
         let exporter = crate::stdout::StdoutExporter::new(self.resource());
         Ok((
             Box::new(exporter),
@@ -152,12 +155,12 @@ impl ExporterConfig {
     }
 
     #[cfg(not(feature = "stdout"))]
-    fn stdout_exporter(&self) -> Result<(Box<dyn SpanExporter>, String), BuildError> {
+    fn stdout_exporter(&self) -> Result<DescribedExporter, BuildError> {
         Err(not_compiled("stdout", "stdout"))
     }
 
     #[cfg(feature = "jaeger-agent")]
-    fn jaeger_agent_exporter(&self) -> Result<(Box<dyn SpanExporter>, String), BuildError> {
+    fn jaeger_agent_exporter(&self) -> Result<DescribedExporter, BuildError> {
         let endpoint = self.jaeger_agent_endpoint();
         let exporter = crate::jaeger::JaegerAgentExporter::builder()
             .endpoint(endpoint.clone())
@@ -169,12 +172,12 @@ impl ExporterConfig {
     }
 
     #[cfg(not(feature = "jaeger-agent"))]
-    fn jaeger_agent_exporter(&self) -> Result<(Box<dyn SpanExporter>, String), BuildError> {
+    fn jaeger_agent_exporter(&self) -> Result<DescribedExporter, BuildError> {
         Err(not_compiled("jaeger", "jaeger-agent"))
     }
 
     #[cfg(feature = "jaeger-collector")]
-    fn jaeger_collector_exporter(&self) -> Result<(Box<dyn SpanExporter>, String), BuildError> {
+    fn jaeger_collector_exporter(&self) -> Result<DescribedExporter, BuildError> {
         let endpoint = self.jaeger_collector_endpoint();
         let exporter = crate::jaeger::JaegerCollectorExporter::builder()
             .endpoint(endpoint.clone())
@@ -188,12 +191,12 @@ impl ExporterConfig {
     }
 
     #[cfg(not(feature = "jaeger-collector"))]
-    fn jaeger_collector_exporter(&self) -> Result<(Box<dyn SpanExporter>, String), BuildError> {
+    fn jaeger_collector_exporter(&self) -> Result<DescribedExporter, BuildError> {
         Err(not_compiled("jaeger-http", "jaeger-collector"))
     }
 
     #[cfg(any(feature = "otlp-http", feature = "otlp-grpc"))]
-    fn otlp_exporter(&self) -> Result<(Box<dyn SpanExporter>, String), BuildError> {
+    fn otlp_exporter(&self) -> Result<DescribedExporter, BuildError> {
         let protocol = self.otlp_protocol();
         let endpoint = self.otlp_traces_endpoint();
         let mut builder = crate::otlp::OtlpExporterBuilder::new(protocol)
@@ -211,12 +214,12 @@ impl ExporterConfig {
     }
 
     #[cfg(not(any(feature = "otlp-http", feature = "otlp-grpc")))]
-    fn otlp_exporter(&self) -> Result<(Box<dyn SpanExporter>, String), BuildError> {
+    fn otlp_exporter(&self) -> Result<DescribedExporter, BuildError> {
         Err(not_compiled("otlp", "otlp-http"))
     }
 
     #[cfg(feature = "zipkin")]
-    fn zipkin_exporter(&self) -> Result<(Box<dyn SpanExporter>, String), BuildError> {
+    fn zipkin_exporter(&self) -> Result<DescribedExporter, BuildError> {
         let endpoint = self.zipkin.endpoint.clone();
         let exporter = crate::zipkin::ZipkinExporter::builder()
             .endpoint(endpoint.clone())
@@ -227,7 +230,7 @@ impl ExporterConfig {
     }
 
     #[cfg(not(feature = "zipkin"))]
-    fn zipkin_exporter(&self) -> Result<(Box<dyn SpanExporter>, String), BuildError> {
+    fn zipkin_exporter(&self) -> Result<DescribedExporter, BuildError> {
         Err(not_compiled("zipkin", "zipkin"))
     }
 }

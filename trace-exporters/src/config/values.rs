@@ -80,6 +80,7 @@ pub(crate) fn normalize_jaeger(endpoint: &str) -> Result<String, Problem> {
 
 /// Normalises a Jaeger agent address to `host:port`: a bare host gets port 6831, an IPv6
 /// address goes in brackets.
+#[cfg_attr(not(feature = "jaeger-agent"), allow(dead_code))] // The agent exporter's.
 pub(crate) fn normalize_jaeger_agent(endpoint: &str) -> Result<String, Problem> {
     let (host, port) = host_port_parts(endpoint.trim())?;
     Ok(format!(

@@ -4,6 +4,8 @@
 
 #![allow(dead_code, unreachable_pub)]
 
+// Its server accepts gzip, which tonic offers only with the `otlp-grpc` feature.
+#[cfg(feature = "otlp-grpc")]
 pub mod grpc_receiver;
 pub mod http_receiver;
 
