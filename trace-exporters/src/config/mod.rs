@@ -10,7 +10,7 @@
 //!   [`ExporterConfig::reference`]);
 //! - kept in a service's own configuration file, since it is `serde` serialisable, and then
 //!   overridden by the environment with [`ExporterConfig::apply_env_vars`];
-//! - taken from the command line with [`ExporterArgs`] (feature `clap`), whose flags fall back to
+//! - taken from the command line with `ExporterArgs` (feature `clap`), whose flags fall back to
 //!   the same variables.
 //!
 //! Every value is checked when it is read, and a bad one is reported with the variable (or flag,

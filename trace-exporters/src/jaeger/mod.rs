@@ -15,7 +15,7 @@
 //!
 //! The process carries the service name and, as Jaeger's own clients report them,
 //! `jaeger.version`, `hostname`, `ip` (the local address that reaches the destination) and
-//! `client-uuid`, then every attribute of the [`Resource`](crate::Resource).
+//! `client-uuid`, then every attribute of the [`Resource`].
 //!
 //! ```
 //! # #[cfg(feature = "jaeger-agent")]
