@@ -8,17 +8,10 @@ mod otlp_common;
 use std::time::Duration;
 
 use otlp_common::grpc_receiver::{self, Answer};
-use otlp_common::{GUARD, assert_request, spans, temp_path};
+use otlp_common::{assert_request, export, temp_path};
 use tonic::Code;
+use trace_exporters::ExportOutcome;
 use trace_exporters::otlp::{OtlpError, OtlpGrpcExporter, OtlpProtocol};
-use trace_exporters::{ExportOutcome, ExportResult, SpanExporter};
-
-async fn export(exporter: &mut OtlpGrpcExporter) -> ExportResult {
-    let batch = spans();
-    tokio::time::timeout(GUARD, exporter.export(&batch))
-        .await
-        .expect("the export finishes")
-}
 
 #[tokio::test]
 async fn fields_arrive_as_sent_with_and_without_gzip() {

@@ -12,17 +12,10 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTracePartialSuccess, ExportTraceServiceResponse,
 };
 use otlp_common::http_receiver::{self, Answer, decode_json, decode_protobuf};
-use otlp_common::{GUARD, assert_request, spans, temp_path};
+use otlp_common::{assert_request, export, temp_path};
 use prost::Message;
+use trace_exporters::ExportOutcome;
 use trace_exporters::otlp::{OtlpHttpExporter, OtlpProtocol};
-use trace_exporters::{ExportOutcome, ExportResult, SpanExporter};
-
-async fn export(exporter: &mut OtlpHttpExporter) -> ExportResult {
-    let batch = spans();
-    tokio::time::timeout(GUARD, exporter.export(&batch))
-        .await
-        .expect("the export finishes")
-}
 
 #[tokio::test]
 async fn protobuf_fields_arrive_as_sent_with_and_without_gzip() {

@@ -21,7 +21,7 @@ use opentelemetry_proto::tonic::trace::v1::{Span as ProtoSpan, Status as ProtoSt
 use trace_core::{
     Array, Event, KeyValue, Link, Span, SpanId, SpanKind, Status, TraceFlags, TraceId, TraceState,
 };
-use trace_exporters::{Resource, SDK_VERSION};
+use trace_exporters::{ExportResult, Resource, SDK_VERSION, SpanExporter};
 
 /// Generous guard against a hung test; never what a test measures.
 pub const GUARD: Duration = Duration::from_secs(10);
@@ -329,4 +329,12 @@ pub fn numbered_span(index: u64) -> Span {
     span.span_id = SpanId::from_u64(index + 1).expect("non-zero span id");
     span.flags = TraceFlags::SAMPLED;
     span
+}
+
+/// Exports [`spans`] with `exporter`, within [`GUARD`].
+pub async fn export(exporter: &mut (impl SpanExporter + ?Sized)) -> ExportResult {
+    let batch = spans();
+    tokio::time::timeout(GUARD, exporter.export(&batch))
+        .await
+        .expect("the export finishes")
 }
