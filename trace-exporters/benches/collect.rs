@@ -1,7 +1,7 @@
 //! What `BatchExporter::collect` costs the request path, and how fast the export task takes
 //! spans off the queue.
 //!
-//! - `collect/server_span`: one typical server span (ten attributes with static keys, one
+//! - `collect/server_span`: one typical server span (`common::server_span`: ten attributes, one
 //!   event) handed to a pipeline whose exporter discards. Spans are moved in, so they are made
 //!   outside the timed part (`iter_batched`); the queue is large enough that none is dropped
 //!   (the run says so at the end), and the export task runs on its own thread.
@@ -13,15 +13,16 @@
 //! Run with `cargo bench -p trace-exporters --bench collect`. Target for `collect/server_span`:
 //! at most 100 ns.
 
+mod common;
+
 use std::hint::black_box;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
+use common::server_span;
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
-use trace_core::{
-    Collector, Event, KeyValue, Span, SpanId, SpanKind, Status, TraceFlags, TraceId, TraceState,
-};
+use trace_core::{Collector, Span};
 use trace_exporters::{BatchExporter, ExportFuture, ExportOutcome, SpanExporter};
 
 /// Counts and discards.
@@ -36,41 +37,6 @@ impl SpanExporter for Discard {
     fn export<'a>(&'a mut self, batch: &'a [Span]) -> ExportFuture<'a> {
         self.0.fetch_add(batch.len() as u64, Ordering::Relaxed);
         Box::pin(async { Ok(ExportOutcome::delivered()) })
-    }
-}
-
-fn server_span(route: &Arc<str>) -> Span {
-    let start_time = SystemTime::now();
-    Span {
-        name: "GET /users/{id}".into(),
-        kind: SpanKind::Server,
-        trace_id: TraceId::random(),
-        span_id: SpanId::random(),
-        parent_span_id: Some(SpanId::random()),
-        flags: TraceFlags::SAMPLED,
-        trace_state: TraceState::default(),
-        debug_id: None,
-        start_time,
-        duration: Duration::from_micros(180),
-        status: Status::Unset,
-        attributes: vec![
-            KeyValue::new("http.request.method", "GET"),
-            KeyValue::new("http.route", route.clone()),
-            KeyValue::new("http.response.status_code", 200i64),
-            KeyValue::new("url.scheme", "http"),
-            KeyValue::new("url.path", String::from("/users/42")),
-            KeyValue::new("server.address", "api.example.com"),
-            KeyValue::new("server.port", 8080i64),
-            KeyValue::new("network.protocol.version", "1.1"),
-            KeyValue::new("user_agent.original", "curl/8.5.0"),
-            KeyValue::new("http.response.body.size", 512i64),
-        ],
-        events: vec![Event {
-            name: "response.headers".into(),
-            time: start_time,
-            attributes: Vec::new(),
-        }],
-        links: Vec::new(),
     }
 }
 
@@ -96,7 +62,7 @@ fn collect(c: &mut Criterion) {
             let mut left = iters;
             while left > 0 {
                 let round = left.min(ROUND);
-                let spans: Vec<Span> = (0..round).map(|_| server_span(&route)).collect();
+                let spans: Vec<Span> = (0..round).map(|_| server_span(&route, 42)).collect();
                 let started = Instant::now();
                 for span in spans {
                     batch.collect(black_box(span));
@@ -119,7 +85,7 @@ fn collect(c: &mut Criterion) {
         .build();
     group.bench_function("server_span_while_draining", |b| {
         b.iter_batched(
-            || server_span(&route),
+            || server_span(&route, 42),
             |span| batch.collect(black_box(span)),
             BatchSize::SmallInput,
         );
@@ -143,10 +109,10 @@ fn collect(c: &mut Criterion) {
         .max_queue_size(1)
         .runtime(stalled.handle().clone())
         .build();
-    full.collect(server_span(&route));
+    full.collect(server_span(&route, 42));
     group.bench_function("queue_full", |b| {
         b.iter_batched(
-            || server_span(&route),
+            || server_span(&route, 42),
             |span| full.collect(black_box(span)),
             BatchSize::SmallInput,
         );
@@ -170,7 +136,11 @@ fn handoff(c: &mut Criterion) {
         .build();
     group.bench_function("spans", |b| {
         b.iter_batched(
-            || (0..SPANS).map(|_| server_span(&route)).collect::<Vec<_>>(),
+            || {
+                (0..SPANS)
+                    .map(|_| server_span(&route, 42))
+                    .collect::<Vec<_>>()
+            },
             |spans| {
                 for span in spans {
                     batch.collect(span);

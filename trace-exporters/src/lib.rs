@@ -58,6 +58,7 @@
 
 #![forbid(unsafe_code)]
 
+mod duration_ms;
 mod export;
 mod resource;
 mod telemetry;

@@ -12,9 +12,6 @@ use crate::config::{ConfigError, ExporterConfig, ExporterKind};
 use crate::pipeline::{BatchConfig, BatchExporter, ExporterMetrics, ShutdownReport};
 use crate::{Resource, SpanExporter};
 
-/// The exporter a configuration names, and a line saying where it sends spans.
-type ChosenExporter = (Box<dyn SpanExporter>, String);
-
 /// Why [`ExporterConfig::build`] failed: a setting is invalid, or the chosen exporter is not
 /// compiled in or refused its settings. The message names the setting or endpoint.
 #[derive(Debug, thiserror::Error)]
@@ -40,6 +37,9 @@ pub enum BuildError {
         message: String,
     },
 }
+
+/// An exporter and a line saying where it sends spans.
+type DescribedExporter = (Box<dyn SpanExporter>, String);
 
 /// What a service needs for tracing, built from an [`ExporterConfig`]: the sampler and header
 /// formats for its layers, the collector its spans go to, and the handle that flushes the
@@ -71,6 +71,8 @@ pub struct Telemetry {
     resource: Resource,
     exporter: Option<Arc<BatchExporter>>,
     collector: Arc<dyn Collector>,
+    /// Whether `collector` already includes a collector given to `also_collect_into`.
+    tees: bool,
     description: String,
 }
 
@@ -110,6 +112,7 @@ impl ExporterConfig {
             resource: self.resource(),
             exporter,
             collector,
+            tees: false,
             description,
         })
     }
@@ -131,7 +134,7 @@ impl ExporterConfig {
     }
 
     /// The exporter the settings name, and a line saying where it sends spans.
-    fn span_exporter(&self) -> Result<Option<ChosenExporter>, BuildError> {
+    fn span_exporter(&self) -> Result<Option<DescribedExporter>, BuildError> {
         match self.exporter {
             ExporterKind::None => Ok(None),
             ExporterKind::Stdout => self.stdout_exporter().map(Some),
@@ -143,7 +146,7 @@ impl ExporterConfig {
     }
 
     #[cfg(feature = "stdout")]
-    fn stdout_exporter(&self) -> Result<ChosenExporter, BuildError> {
+    fn stdout_exporter(&self) -> Result<DescribedExporter, BuildError> {
         let exporter = crate::stdout::StdoutExporter::new(self.resource());
         Ok((
             Box::new(exporter),
@@ -152,12 +155,12 @@ impl ExporterConfig {
     }
 
     #[cfg(not(feature = "stdout"))]
-    fn stdout_exporter(&self) -> Result<ChosenExporter, BuildError> {
+    fn stdout_exporter(&self) -> Result<DescribedExporter, BuildError> {
         Err(not_compiled("stdout", "stdout"))
     }
 
     #[cfg(feature = "jaeger-agent")]
-    fn jaeger_agent_exporter(&self) -> Result<ChosenExporter, BuildError> {
+    fn jaeger_agent_exporter(&self) -> Result<DescribedExporter, BuildError> {
         let endpoint = self.jaeger_agent_endpoint();
         let exporter = crate::jaeger::JaegerAgentExporter::builder()
             .endpoint(endpoint.clone())
@@ -169,12 +172,12 @@ impl ExporterConfig {
     }
 
     #[cfg(not(feature = "jaeger-agent"))]
-    fn jaeger_agent_exporter(&self) -> Result<ChosenExporter, BuildError> {
+    fn jaeger_agent_exporter(&self) -> Result<DescribedExporter, BuildError> {
         Err(not_compiled("jaeger", "jaeger-agent"))
     }
 
     #[cfg(feature = "jaeger-collector")]
-    fn jaeger_collector_exporter(&self) -> Result<ChosenExporter, BuildError> {
+    fn jaeger_collector_exporter(&self) -> Result<DescribedExporter, BuildError> {
         let endpoint = self.jaeger_collector_endpoint();
         let exporter = crate::jaeger::JaegerCollectorExporter::builder()
             .endpoint(endpoint.clone())
@@ -188,12 +191,12 @@ impl ExporterConfig {
     }
 
     #[cfg(not(feature = "jaeger-collector"))]
-    fn jaeger_collector_exporter(&self) -> Result<ChosenExporter, BuildError> {
+    fn jaeger_collector_exporter(&self) -> Result<DescribedExporter, BuildError> {
         Err(not_compiled("jaeger-http", "jaeger-collector"))
     }
 
     #[cfg(any(feature = "otlp-http", feature = "otlp-grpc"))]
-    fn otlp_exporter(&self) -> Result<ChosenExporter, BuildError> {
+    fn otlp_exporter(&self) -> Result<DescribedExporter, BuildError> {
         let protocol = self.otlp_protocol();
         let endpoint = self.otlp_traces_endpoint();
         let mut builder = crate::otlp::OtlpExporterBuilder::new(protocol)
@@ -211,12 +214,12 @@ impl ExporterConfig {
     }
 
     #[cfg(not(any(feature = "otlp-http", feature = "otlp-grpc")))]
-    fn otlp_exporter(&self) -> Result<ChosenExporter, BuildError> {
+    fn otlp_exporter(&self) -> Result<DescribedExporter, BuildError> {
         Err(not_compiled("otlp", "otlp-http"))
     }
 
     #[cfg(feature = "zipkin")]
-    fn zipkin_exporter(&self) -> Result<ChosenExporter, BuildError> {
+    fn zipkin_exporter(&self) -> Result<DescribedExporter, BuildError> {
         let endpoint = self.zipkin.endpoint.clone();
         let exporter = crate::zipkin::ZipkinExporter::builder()
             .endpoint(endpoint.clone())
@@ -227,7 +230,7 @@ impl ExporterConfig {
     }
 
     #[cfg(not(feature = "zipkin"))]
-    fn zipkin_exporter(&self) -> Result<ChosenExporter, BuildError> {
+    fn zipkin_exporter(&self) -> Result<DescribedExporter, BuildError> {
         Err(not_compiled("zipkin", "zipkin"))
     }
 }
@@ -279,16 +282,19 @@ impl Telemetry {
     }
 
     /// Also hands every span to `other` (such as the embedded trace viewer's store), before the
-    /// exporter gets it.
+    /// exporter gets it. Each call adds one more collector.
     #[must_use]
     pub fn also_collect_into(mut self, other: Arc<dyn Collector>) -> Self {
-        self.collector = match &self.exporter {
-            Some(exporter) => Arc::new(Tee {
+        self.collector = if self.exporter.is_none() && !self.tees {
+            // Nothing but a no-op to tee with.
+            other
+        } else {
+            Arc::new(Tee {
                 first: other,
-                second: exporter.clone(),
-            }),
-            None => other,
+                second: self.collector,
+            })
         };
+        self.tees = true;
         self
     }
 
@@ -315,7 +321,7 @@ impl fmt::Debug for Telemetry {
 #[derive(Debug)]
 struct Tee {
     first: Arc<dyn Collector>,
-    second: Arc<BatchExporter>,
+    second: Arc<dyn Collector>,
 }
 
 impl Collector for Tee {

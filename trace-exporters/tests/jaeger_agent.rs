@@ -9,81 +9,11 @@ use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use jaeger_support::{Batch, TagValue};
-use thrift::protocol::{TCompactInputProtocol, TInputProtocol, TMessageType, TType};
-use tokio::net::UdpSocket;
-use tokio::sync::mpsc;
+use jaeger_support::TagValue;
+use jaeger_support::receivers::{AgentReceiver, decode_agent_datagram};
 use trace_core::{KeyValue, Span};
 use trace_exporters::jaeger::{JaegerAgentExporter, JaegerError};
 use trace_exporters::{Resource, SpanExporter};
-
-const WAIT: Duration = Duration::from_secs(10);
-
-/// A UDP socket on loopback whose datagrams are read by a task as they come, so the kernel's
-/// receive buffer never holds more than a few.
-struct Receiver {
-    address: SocketAddr,
-    datagrams: mpsc::UnboundedReceiver<Vec<u8>>,
-}
-
-impl Receiver {
-    async fn start() -> Self {
-        let socket = UdpSocket::bind("127.0.0.1:0").await.expect("bind receiver");
-        let address = socket.local_addr().expect("receiver address");
-        let (sender, datagrams) = mpsc::unbounded_channel();
-        tokio::spawn(async move {
-            let mut buffer = vec![0u8; 70_000];
-            while let Ok(len) = socket.recv(&mut buffer).await {
-                if sender.send(buffer[..len].to_vec()).is_err() {
-                    break;
-                }
-            }
-        });
-        Self { address, datagrams }
-    }
-
-    async fn next(&mut self) -> Vec<u8> {
-        tokio::time::timeout(WAIT, self.datagrams.recv())
-            .await
-            .expect("a datagram within 10 s")
-            .expect("receiver task alive")
-    }
-
-    /// Every datagram already received, waiting briefly for stragglers (only used to prove that
-    /// nothing more came).
-    async fn rest(&mut self) -> Vec<Vec<u8>> {
-        let mut rest = Vec::new();
-        while let Ok(Some(datagram)) =
-            tokio::time::timeout(Duration::from_millis(200), self.datagrams.recv()).await
-        {
-            rest.push(datagram);
-        }
-        rest
-    }
-}
-
-/// Decodes one datagram as a oneway `Agent.emitBatch` call, insisting it holds nothing more.
-fn decode(datagram: &[u8]) -> Batch {
-    let mut rest = datagram;
-    let batch = {
-        let mut protocol = TCompactInputProtocol::new(&mut rest);
-        let message = protocol.read_message_begin().expect("message header");
-        assert_eq!(message.name, "emitBatch");
-        assert_eq!(message.message_type, TMessageType::OneWay);
-        protocol.read_struct_begin().expect("arguments");
-        let field = protocol.read_field_begin().expect("argument field");
-        assert_eq!((field.id, field.field_type), (Some(1), TType::Struct));
-        let batch = jaeger_support::read_batch(&mut protocol).expect("a jaeger.Batch");
-        protocol.read_field_end().expect("argument field end");
-        let stop = protocol.read_field_begin().expect("arguments stop");
-        assert_eq!(stop.field_type, TType::Stop);
-        protocol.read_struct_end().expect("arguments end");
-        protocol.read_message_end().expect("message end");
-        batch
-    };
-    assert!(rest.is_empty(), "{} bytes after the message", rest.len());
-    batch
-}
 
 fn resource() -> Resource {
     Resource::new("checkout").with_attribute("deployment.environment", "test")
@@ -100,7 +30,7 @@ fn exporter(address: SocketAddr, max_packet_size: usize) -> JaegerAgentExporter 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_span_field_arrives_as_sent() {
-    let mut receiver = Receiver::start().await;
+    let mut receiver = AgentReceiver::start().await;
     let mut exporter = exporter(receiver.address, 65_000);
     assert_eq!(exporter.kind(), "jaeger_agent");
 
@@ -110,7 +40,7 @@ async fn every_span_field_arrives_as_sent() {
         .expect("sent");
     assert_eq!(outcome.dropped, 0);
 
-    let batch = decode(&receiver.next().await);
+    let batch = decode_agent_datagram(&receiver.next().await);
     jaeger_support::assert_process(&batch.process, "checkout");
     let expected = jaeger_support::expected_rich_spans();
     assert_eq!(batch.spans.len(), expected.len());
@@ -125,7 +55,7 @@ async fn every_span_field_arrives_as_sent() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_host_name_is_resolved_at_the_first_export() {
-    let mut receiver = Receiver::start().await;
+    let mut receiver = AgentReceiver::start().await;
     let mut exporter = JaegerAgentExporter::builder()
         .endpoint(format!("localhost:{}", receiver.address.port()))
         .resource(resource())
@@ -133,7 +63,7 @@ async fn a_host_name_is_resolved_at_the_first_export() {
         .expect("agent exporter");
     let span = jaeger_support::plain_span(1, 2, "resolved");
     exporter.export(&[span]).await.expect("sent");
-    let batch = decode(&receiver.next().await);
+    let batch = decode_agent_datagram(&receiver.next().await);
     assert_eq!(batch.spans[0].operation_name, "resolved");
     jaeger_support::assert_process(&batch.process, "checkout");
 }
@@ -159,7 +89,7 @@ fn big_spans(count: u64) -> Vec<Span> {
 async fn a_large_batch_is_split_over_datagrams_within_the_limit() {
     const LIMIT: usize = 8_192;
     const COUNT: u64 = 500;
-    let mut receiver = Receiver::start().await;
+    let mut receiver = AgentReceiver::start().await;
     let mut exporter = exporter(receiver.address, LIMIT);
 
     let outcome = exporter.export(&big_spans(COUNT)).await.expect("sent");
@@ -170,7 +100,7 @@ async fn a_large_batch_is_split_over_datagrams_within_the_limit() {
     while seen.len() < COUNT as usize {
         let datagram = receiver.next().await;
         assert!(datagram.len() <= LIMIT, "{} bytes", datagram.len());
-        let batch = decode(&datagram);
+        let batch = decode_agent_datagram(&datagram);
         assert_eq!(batch.process.service_name, "checkout");
         for span in batch.spans {
             let index = span
@@ -191,7 +121,7 @@ async fn a_large_batch_is_split_over_datagrams_within_the_limit() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_span_too_large_for_any_datagram_is_dropped_and_counted() {
     const LIMIT: usize = 2_048;
-    let mut receiver = Receiver::start().await;
+    let mut receiver = AgentReceiver::start().await;
     let mut exporter = exporter(receiver.address, LIMIT);
 
     let mut spans = big_spans(5);
@@ -205,7 +135,12 @@ async fn a_span_too_large_for_any_datagram_is_dropped_and_counted() {
     while ids.len() < 4 {
         let datagram = receiver.next().await;
         assert!(datagram.len() <= LIMIT);
-        ids.extend(decode(&datagram).spans.iter().map(|span| span.span_id));
+        ids.extend(
+            decode_agent_datagram(&datagram)
+                .spans
+                .iter()
+                .map(|span| span.span_id),
+        );
     }
     assert!(receiver.rest().await.is_empty());
     assert_eq!(ids, [1, 2, 4, 5]);

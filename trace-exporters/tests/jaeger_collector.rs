@@ -5,80 +5,14 @@
 
 mod jaeger_support;
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
-use axum::Router;
-use axum::body::Bytes;
-use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
-use axum::routing::post;
-use thrift::protocol::TBinaryInputProtocol;
-use tokio::sync::mpsc;
+use axum::http::StatusCode;
+use jaeger_support::receivers::{CollectorReceiver, decode_collector_body};
 use trace_exporters::jaeger::{JaegerCollectorExporter, JaegerError};
 use trace_exporters::{Resource, SpanExporter};
 
 const WAIT: Duration = Duration::from_secs(10);
-
-/// One request the receiver got.
-struct Received {
-    headers: HeaderMap,
-    body: Bytes,
-}
-
-/// An axum server on loopback answering `POST /api/traces` with `status`.
-struct Collector {
-    address: SocketAddr,
-    requests: mpsc::UnboundedReceiver<Received>,
-}
-
-#[derive(Clone)]
-struct Reply {
-    status: StatusCode,
-    requests: mpsc::UnboundedSender<Received>,
-}
-
-async fn receive(State(reply): State<Reply>, headers: HeaderMap, body: Bytes) -> StatusCode {
-    let _ = reply.requests.send(Received { headers, body });
-    reply.status
-}
-
-impl Collector {
-    async fn start(status: StatusCode) -> Self {
-        let (sender, requests) = mpsc::unbounded_channel();
-        let app = Router::new()
-            .route("/api/traces", post(receive))
-            .with_state(Reply {
-                status,
-                requests: sender,
-            });
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind collector");
-        let address = listener.local_addr().expect("collector address");
-        tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
-        Self { address, requests }
-    }
-
-    async fn next(&mut self) -> Received {
-        tokio::time::timeout(WAIT, self.requests.recv())
-            .await
-            .expect("a request within 10 s")
-            .expect("collector alive")
-    }
-}
-
-fn decode(body: &[u8]) -> jaeger_support::Batch {
-    let mut rest = body;
-    let batch = {
-        let mut protocol = TBinaryInputProtocol::new(&mut rest, true);
-        jaeger_support::read_batch(&mut protocol).expect("a jaeger.Batch")
-    };
-    assert!(rest.is_empty(), "{} bytes after the batch", rest.len());
-    batch
-}
 
 fn resource() -> Resource {
     Resource::new("checkout").with_attribute("deployment.environment", "test")
@@ -94,7 +28,7 @@ async fn export_rich(exporter: &mut JaegerCollectorExporter) {
 
 #[tokio::test]
 async fn a_batch_arrives_as_thrift_binary_with_every_field() {
-    let mut collector = Collector::start(StatusCode::ACCEPTED).await;
+    let mut collector = CollectorReceiver::start(StatusCode::ACCEPTED).await;
     let mut exporter = JaegerCollectorExporter::builder()
         .endpoint(format!("http://{}/api/traces", collector.address))
         .resource(resource())
@@ -106,7 +40,7 @@ async fn a_batch_arrives_as_thrift_binary_with_every_field() {
     let request = collector.next().await;
     assert_eq!(request.headers["content-type"], "application/x-thrift");
     assert!(!request.headers.contains_key("authorization"));
-    let batch = decode(&request.body);
+    let batch = decode_collector_body(&request.body);
     jaeger_support::assert_process(&batch.process, "checkout");
     let expected = jaeger_support::expected_rich_spans();
     assert_eq!(batch.spans.len(), expected.len());
@@ -117,7 +51,7 @@ async fn a_batch_arrives_as_thrift_binary_with_every_field() {
 
 #[tokio::test]
 async fn host_and_port_mean_the_api_traces_path() {
-    let mut collector = Collector::start(StatusCode::ACCEPTED).await;
+    let mut collector = CollectorReceiver::start(StatusCode::ACCEPTED).await;
     let mut exporter = JaegerCollectorExporter::builder()
         .endpoint(collector.address.to_string())
         .resource(resource())
@@ -128,13 +62,13 @@ async fn host_and_port_mean_the_api_traces_path() {
         format!("http://{}/api/traces", collector.address)
     );
     export_rich(&mut exporter).await;
-    let batch = decode(&collector.next().await.body);
+    let batch = decode_collector_body(&collector.next().await.body);
     assert_eq!(batch.spans.len(), jaeger_support::rich_spans().len());
 }
 
 #[tokio::test]
 async fn basic_auth_and_bearer_tokens_are_sent() {
-    let mut collector = Collector::start(StatusCode::ACCEPTED).await;
+    let mut collector = CollectorReceiver::start(StatusCode::ACCEPTED).await;
     let mut basic = JaegerCollectorExporter::builder()
         .endpoint(collector.address.to_string())
         .basic_auth("tracer", "s3crét:x")
@@ -161,7 +95,7 @@ async fn basic_auth_and_bearer_tokens_are_sent() {
 
 #[tokio::test]
 async fn an_unavailable_collector_is_worth_retrying() {
-    let mut collector = Collector::start(StatusCode::SERVICE_UNAVAILABLE).await;
+    let mut collector = CollectorReceiver::start(StatusCode::SERVICE_UNAVAILABLE).await;
     let mut exporter = JaegerCollectorExporter::builder()
         .endpoint(collector.address.to_string())
         .build()
@@ -173,7 +107,7 @@ async fn an_unavailable_collector_is_worth_retrying() {
     assert!(error.is_retryable(), "{error}");
     collector.next().await;
 
-    let mut rejecting = Collector::start(StatusCode::BAD_REQUEST).await;
+    let mut rejecting = CollectorReceiver::start(StatusCode::BAD_REQUEST).await;
     let mut exporter = JaegerCollectorExporter::builder()
         .endpoint(rejecting.address.to_string())
         .build()

@@ -5,162 +5,17 @@
 
 mod otlp_common;
 
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
-    TraceService, TraceServiceServer,
-};
-use opentelemetry_proto::tonic::collector::trace::v1::{
-    ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
-};
-use otlp_common::{GUARD, assert_request, spans, temp_path};
-use prost::Message;
-use tonic::codec::CompressionEncoding;
-use tonic::metadata::MetadataMap;
-use tonic::transport::server::TcpIncoming;
-use tonic::{Code, Request, Response, Status};
+use otlp_common::grpc_receiver::{self, Answer};
+use otlp_common::{assert_request, export, temp_path};
+use tonic::Code;
+use trace_exporters::ExportOutcome;
 use trace_exporters::otlp::{OtlpError, OtlpGrpcExporter, OtlpProtocol};
-use trace_exporters::{ExportOutcome, ExportResult, SpanExporter};
-
-/// `google.rpc.Status`, `google.rpc.RetryInfo` and `google.protobuf.Duration`, declared here
-/// (not taken from the exporter) so the test builds its error details independently.
-#[derive(Clone, PartialEq, Message)]
-struct RpcStatus {
-    #[prost(int32, tag = "1")]
-    code: i32,
-    #[prost(string, tag = "2")]
-    message: String,
-    #[prost(message, repeated, tag = "3")]
-    details: Vec<ProtoAny>,
-}
-
-#[derive(Clone, PartialEq, Message)]
-struct ProtoAny {
-    #[prost(string, tag = "1")]
-    type_url: String,
-    #[prost(bytes = "vec", tag = "2")]
-    value: Vec<u8>,
-}
-
-#[derive(Clone, PartialEq, Message)]
-struct RetryInfo {
-    #[prost(message, optional, tag = "1")]
-    retry_delay: Option<ProtoDuration>,
-}
-
-#[derive(Clone, PartialEq, Message)]
-struct ProtoDuration {
-    #[prost(int64, tag = "1")]
-    seconds: i64,
-    #[prost(int32, tag = "2")]
-    nanos: i32,
-}
-
-/// What the server answers with.
-#[derive(Debug, Clone, Default)]
-enum Answer {
-    #[default]
-    Ok,
-    PartialSuccess(i64),
-    Error(Code, Option<Duration>),
-}
-
-#[derive(Debug, Default)]
-struct Receiver {
-    received: Mutex<Vec<(MetadataMap, ExportTraceServiceRequest)>>,
-    answer: Mutex<Answer>,
-}
-
-impl Receiver {
-    fn answer_with(&self, answer: Answer) {
-        *self.answer.lock().expect("answer lock") = answer;
-    }
-
-    fn take(&self) -> Vec<(MetadataMap, ExportTraceServiceRequest)> {
-        std::mem::take(&mut *self.received.lock().expect("received lock"))
-    }
-}
-
-#[derive(Debug, Clone)]
-struct Service(Arc<Receiver>);
-
-#[tonic::async_trait]
-impl TraceService for Service {
-    async fn export(
-        &self,
-        request: Request<ExportTraceServiceRequest>,
-    ) -> Result<Response<ExportTraceServiceResponse>, Status> {
-        let (metadata, _, message) = request.into_parts();
-        self.0
-            .received
-            .lock()
-            .expect("received lock")
-            .push((metadata, message));
-        let answer = self.0.answer.lock().expect("answer lock").clone();
-        match answer {
-            Answer::Ok => Ok(Response::new(ExportTraceServiceResponse::default())),
-            Answer::PartialSuccess(rejected) => Ok(Response::new(ExportTraceServiceResponse {
-                partial_success: Some(ExportTracePartialSuccess {
-                    rejected_spans: rejected,
-                    error_message: "too old".to_owned(),
-                }),
-            })),
-            Answer::Error(code, delay) => {
-                let details = delay.map(|delay| {
-                    let info = RetryInfo {
-                        retry_delay: Some(ProtoDuration {
-                            seconds: delay.as_secs() as i64,
-                            nanos: delay.subsec_nanos() as i32,
-                        }),
-                    };
-                    RpcStatus {
-                        code: code as i32,
-                        message: "busy".to_owned(),
-                        details: vec![ProtoAny {
-                            type_url: "type.googleapis.com/google.rpc.RetryInfo".to_owned(),
-                            value: info.encode_to_vec(),
-                        }],
-                    }
-                    .encode_to_vec()
-                });
-                Err(match details {
-                    Some(details) => Status::with_details(code, "busy", details.into()),
-                    None => Status::new(code, "refused"),
-                })
-            }
-        }
-    }
-}
-
-/// A `TraceService` server on 127.0.0.1 accepting gzip; returns it and its URL.
-async fn start_receiver() -> (Arc<Receiver>, String) {
-    let receiver = Arc::new(Receiver::default());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind a loopback port");
-    let address = listener.local_addr().expect("local address");
-    let service = TraceServiceServer::new(Service(receiver.clone()))
-        .accept_compressed(CompressionEncoding::Gzip);
-    tokio::spawn(async move {
-        let _ = tonic::transport::Server::builder()
-            .add_service(service)
-            .serve_with_incoming(TcpIncoming::from(listener))
-            .await;
-    });
-    (receiver, format!("http://{address}"))
-}
-
-async fn export(exporter: &mut OtlpGrpcExporter) -> ExportResult {
-    let batch = spans();
-    tokio::time::timeout(GUARD, exporter.export(&batch))
-        .await
-        .expect("the export finishes")
-}
 
 #[tokio::test]
 async fn fields_arrive_as_sent_with_and_without_gzip() {
-    let (receiver, url) = start_receiver().await;
+    let (receiver, url) = grpc_receiver::start().await;
     for gzip in [false, true] {
         let mut exporter = OtlpGrpcExporter::builder()
             .endpoint(&url)
@@ -185,7 +40,7 @@ async fn fields_arrive_as_sent_with_and_without_gzip() {
 
 #[tokio::test]
 async fn metadata_and_a_rotated_token_are_sent() {
-    let (receiver, url) = start_receiver().await;
+    let (receiver, url) = grpc_receiver::start().await;
     let token_file = temp_path("grpc-token");
     std::fs::write(&token_file, "first-token\n").expect("write the token file");
     let mut exporter = OtlpGrpcExporter::builder()
@@ -227,7 +82,7 @@ async fn metadata_and_a_rotated_token_are_sent() {
 
 #[tokio::test]
 async fn partial_success_counts_rejected_spans() {
-    let (receiver, url) = start_receiver().await;
+    let (receiver, url) = grpc_receiver::start().await;
     receiver.answer_with(Answer::PartialSuccess(2));
     let mut exporter = OtlpGrpcExporter::builder()
         .endpoint(&url)
@@ -241,7 +96,7 @@ async fn partial_success_counts_rejected_spans() {
 
 #[tokio::test]
 async fn unavailable_is_retryable_after_the_servers_delay_and_unauthenticated_is_not() {
-    let (receiver, url) = start_receiver().await;
+    let (receiver, url) = grpc_receiver::start().await;
     let mut exporter = OtlpGrpcExporter::builder()
         .endpoint(&url)
         .build_grpc()

@@ -5,134 +5,21 @@
 
 mod otlp_common;
 
-use std::io::Read;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::Router;
-use axum::body::Bytes;
-use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
-use axum::routing::post;
+use axum::http::StatusCode;
 use opentelemetry_proto::tonic::collector::trace::v1::{
-    ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
+    ExportTracePartialSuccess, ExportTraceServiceResponse,
 };
-use otlp_common::{GUARD, assert_request, spans, temp_path};
+use otlp_common::http_receiver::{self, Answer, decode_json, decode_protobuf};
+use otlp_common::{assert_request, export, temp_path};
 use prost::Message;
+use trace_exporters::ExportOutcome;
 use trace_exporters::otlp::{OtlpHttpExporter, OtlpProtocol};
-use trace_exporters::{ExportOutcome, ExportResult, SpanExporter};
-
-/// One request as the receiver saw it, body already gunzipped.
-#[derive(Debug, Clone)]
-struct Received {
-    headers: HeaderMap,
-    body: Vec<u8>,
-}
-
-/// What the receiver answers with.
-#[derive(Debug, Clone)]
-struct Answer {
-    status: StatusCode,
-    headers: Vec<(&'static str, &'static str)>,
-    body: Vec<u8>,
-}
-
-impl Default for Answer {
-    fn default() -> Self {
-        Self {
-            status: StatusCode::OK,
-            headers: Vec::new(),
-            body: Vec::new(),
-        }
-    }
-}
-
-#[derive(Debug, Default)]
-struct Receiver {
-    received: Mutex<Vec<Received>>,
-    answer: Mutex<Answer>,
-}
-
-impl Receiver {
-    fn answer_with(&self, answer: Answer) {
-        *self.answer.lock().expect("answer lock") = answer;
-    }
-
-    fn take(&self) -> Vec<Received> {
-        std::mem::take(&mut *self.received.lock().expect("received lock"))
-    }
-}
-
-async fn receive(
-    State(receiver): State<Arc<Receiver>>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let body = match headers.get("content-encoding").map(|v| v.as_bytes()) {
-        Some(b"gzip") => {
-            let mut plain = Vec::new();
-            flate2::read::GzDecoder::new(&body[..])
-                .read_to_end(&mut plain)
-                .expect("a valid gzip body");
-            plain
-        }
-        _ => body.to_vec(),
-    };
-    receiver
-        .received
-        .lock()
-        .expect("received lock")
-        .push(Received { headers, body });
-    let answer = receiver.answer.lock().expect("answer lock").clone();
-    let mut response = (answer.status, answer.body).into_response();
-    for (name, value) in answer.headers {
-        response
-            .headers_mut()
-            .insert(name, value.parse().expect("a valid test header value"));
-    }
-    response
-}
-
-/// An OTLP/HTTP receiver on 127.0.0.1; returns it and its traces URL.
-async fn start_receiver() -> (Arc<Receiver>, String) {
-    let receiver = Arc::new(Receiver::default());
-    let app = Router::new()
-        .route("/v1/traces", post(receive))
-        .with_state(receiver.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind a loopback port");
-    let address = listener.local_addr().expect("local address");
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
-    (receiver, format!("http://{address}/v1/traces"))
-}
-
-async fn export(exporter: &mut OtlpHttpExporter) -> ExportResult {
-    let batch = spans();
-    tokio::time::timeout(GUARD, exporter.export(&batch))
-        .await
-        .expect("the export finishes")
-}
-
-fn decode_protobuf(body: &[u8]) -> ExportTraceServiceRequest {
-    ExportTraceServiceRequest::decode(body).expect("a protobuf ExportTraceServiceRequest")
-}
-
-fn decode_json(body: &[u8]) -> ExportTraceServiceRequest {
-    serde_json::from_slice(body).unwrap_or_else(|error| {
-        panic!(
-            "an OTLP/JSON ExportTraceServiceRequest ({error}): {}",
-            String::from_utf8_lossy(body)
-        )
-    })
-}
 
 #[tokio::test]
 async fn protobuf_fields_arrive_as_sent_with_and_without_gzip() {
-    let (receiver, url) = start_receiver().await;
+    let (receiver, url) = http_receiver::start().await;
     for gzip in [false, true] {
         let mut exporter = OtlpHttpExporter::builder()
             .endpoint(&url)
@@ -158,7 +45,7 @@ async fn protobuf_fields_arrive_as_sent_with_and_without_gzip() {
 
 #[tokio::test]
 async fn json_fields_arrive_as_sent_with_and_without_gzip() {
-    let (receiver, url) = start_receiver().await;
+    let (receiver, url) = http_receiver::start().await;
     for gzip in [false, true] {
         let mut exporter = OtlpHttpExporter::builder()
             .endpoint(&url)
@@ -195,7 +82,7 @@ async fn json_fields_arrive_as_sent_with_and_without_gzip() {
 
 #[tokio::test]
 async fn custom_headers_and_a_rotated_token_are_sent() {
-    let (receiver, url) = start_receiver().await;
+    let (receiver, url) = http_receiver::start().await;
     let token_file = temp_path("http-token");
     std::fs::write(&token_file, "first-token\n").expect("write the token file");
     let mut exporter = OtlpHttpExporter::builder()
@@ -244,7 +131,7 @@ async fn a_missing_token_file_fails_the_build() {
 
 #[tokio::test]
 async fn partial_success_counts_rejected_spans() {
-    let (receiver, url) = start_receiver().await;
+    let (receiver, url) = http_receiver::start().await;
     let response = ExportTraceServiceResponse {
         partial_success: Some(ExportTracePartialSuccess {
             rejected_spans: 2,
@@ -283,7 +170,7 @@ async fn partial_success_counts_rejected_spans() {
 
 #[tokio::test]
 async fn overload_is_retryable_after_the_servers_delay_and_a_bad_request_is_not() {
-    let (receiver, url) = start_receiver().await;
+    let (receiver, url) = http_receiver::start().await;
     let mut exporter = OtlpHttpExporter::builder()
         .endpoint(&url)
         .build_http()
@@ -303,7 +190,7 @@ async fn overload_is_retryable_after_the_servers_delay_and_a_bad_request_is_not(
         receiver.answer_with(Answer {
             status,
             headers: vec![("retry-after", retry_after)],
-            body: Vec::new(),
+            ..Answer::default()
         });
         let error = export(&mut exporter).await.expect_err("an overload error");
         assert!(error.is_retryable(), "{status} is retryable");

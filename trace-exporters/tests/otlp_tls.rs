@@ -21,15 +21,15 @@ use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
 use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTraceServiceRequest, ExportTraceServiceResponse,
 };
-use otlp_common::{GUARD, spans, temp_path};
+use otlp_common::{export, temp_path};
 use prost::Message;
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tonic::transport::server::TcpIncoming;
 use tonic::transport::{Identity, ServerTlsConfig};
+use trace_exporters::TlsConfig;
 use trace_exporters::otlp::{OtlpError, OtlpGrpcExporter, OtlpHttpExporter};
-use trace_exporters::{ExportResult, SpanExporter, TlsConfig};
 
 /// A CA (its PEM in a file) and a server certificate it issued for 127.0.0.1.
 struct Pki {
@@ -155,13 +155,6 @@ async fn start_grpcs_receiver(pki: &Pki) -> (Arc<AtomicUsize>, String) {
             .await;
     });
     (received, format!("https://{address}"))
-}
-
-async fn export(exporter: &mut dyn SpanExporter) -> ExportResult {
-    let batch = spans();
-    tokio::time::timeout(GUARD, exporter.export(&batch))
-        .await
-        .expect("the export finishes")
 }
 
 /// The three TLS settings to try, and whether each must get through.

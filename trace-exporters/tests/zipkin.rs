@@ -2,75 +2,22 @@
 //! and checked against the Zipkin v2 model, not against our encoder.
 #![cfg(feature = "zipkin")]
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+mod zipkin_support;
+
+use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use axum::Router;
-use axum::body::Bytes;
-use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode, header};
-use axum::routing::post;
 use serde_json::{Value as Json, json};
-use tokio::sync::mpsc;
 use trace_core::{
     Array, Event, KeyValue, Span, SpanId, SpanKind, Status, TraceFlags, TraceId, TraceState,
 };
 use trace_exporters::zipkin::ZipkinExporter;
 use trace_exporters::{ExportError, Resource, SpanExporter};
+use zipkin_support::{GUARD, next, receiver};
 
-const GUARD: Duration = Duration::from_secs(10);
 /// 2023-11-14T22:13:20.123456Z, in microseconds since the epoch.
 const START_MICROS: u64 = 1_700_000_000_123_456;
-
-#[derive(Debug)]
-struct Received {
-    content_type: Option<String>,
-    body: Bytes,
-}
-
-/// A receiver on 127.0.0.1: `/api/v2/spans` accepts (202) and forwards each request;
-/// `/busy` answers 503 with `Retry-After: 2`; `/bad` answers 400.
-async fn receiver() -> (SocketAddr, mpsc::Receiver<Received>) {
-    let (sender, received) = mpsc::channel(16);
-    async fn accept(
-        State(sender): State<Arc<mpsc::Sender<Received>>>,
-        headers: HeaderMap,
-        body: Bytes,
-    ) -> StatusCode {
-        let content_type = headers
-            .get(header::CONTENT_TYPE)
-            .and_then(|value| value.to_str().ok())
-            .map(str::to_owned);
-        let _ = sender.send(Received { content_type, body }).await;
-        StatusCode::ACCEPTED
-    }
-    let app = Router::new()
-        .route("/api/v2/spans", post(accept))
-        .route(
-            "/busy",
-            post(|| async {
-                (
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    [(header::RETRY_AFTER, "2")],
-                    "busy",
-                )
-            }),
-        )
-        .route(
-            "/bad",
-            post(|| async { (StatusCode::BAD_REQUEST, "malformed") }),
-        )
-        .with_state(Arc::new(sender));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind loopback");
-    let address = listener.local_addr().expect("local address");
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
-    (address, received)
-}
 
 fn at_micros(micros: u64) -> SystemTime {
     SystemTime::UNIX_EPOCH + Duration::from_micros(micros)
@@ -172,13 +119,6 @@ fn producer_and_consumer() -> [Span; 2] {
     ];
     let consumer = base_span("receive", SpanKind::Consumer, trace_id, 9);
     [producer, consumer]
-}
-
-async fn next(received: &mut mpsc::Receiver<Received>) -> Received {
-    tokio::time::timeout(GUARD, received.recv())
-        .await
-        .expect("a request within the guard")
-        .expect("receiver running")
 }
 
 #[tokio::test]

@@ -10,7 +10,7 @@
 //!   [`ExporterConfig::reference`]);
 //! - kept in a service's own configuration file, since it is `serde` serialisable, and then
 //!   overridden by the environment with [`ExporterConfig::apply_env_vars`];
-//! - taken from the command line with [`ExporterArgs`] (feature `clap`), whose flags fall back to
+//! - taken from the command line with `ExporterArgs` (feature `clap`), whose flags fall back to
 //!   the same variables.
 //!
 //! Every value is checked when it is read, and a bad one is reported with the variable (or flag,
@@ -76,7 +76,7 @@
 mod env;
 mod error;
 mod reference;
-mod values;
+pub(crate) mod values;
 
 #[cfg(feature = "clap")]
 mod args;
@@ -808,10 +808,10 @@ impl From<Propagators> for String {
 pub struct BatchSettings {
     /// The longest a finished span waits before its batch is sent (`OTEL_BSP_SCHEDULE_DELAY`).
     /// Default 5 s.
-    #[serde(rename = "scheduled_delay_ms", with = "values::duration_ms")]
+    #[serde(rename = "scheduled_delay_ms", with = "crate::duration_ms")]
     pub scheduled_delay: Duration,
     /// How long one export may take (`OTEL_BSP_EXPORT_TIMEOUT`). Default 30 s.
-    #[serde(rename = "export_timeout_ms", with = "values::duration_ms")]
+    #[serde(rename = "export_timeout_ms", with = "crate::duration_ms")]
     pub export_timeout: Duration,
     /// Spans held waiting for export; more are dropped (`OTEL_BSP_MAX_QUEUE_SIZE`). Default 2048.
     pub max_queue_size: usize,
@@ -881,12 +881,13 @@ pub struct OtlpSettings {
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub headers: BTreeMap<String, String>,
     /// How long one export request may take (`OTEL_EXPORTER_OTLP_TIMEOUT`). Default 10 s.
-    #[serde(rename = "timeout_ms", with = "values::duration_ms")]
+    #[serde(rename = "timeout_ms", with = "crate::duration_ms")]
     pub timeout: Duration,
     /// Request body compression (`OTEL_EXPORTER_OTLP_COMPRESSION`). Default none.
     pub compression: Compression,
     /// A PEM file of CA certificates to trust for `https` endpoints
-    /// (`OTEL_EXPORTER_OTLP_CERTIFICATE`), besides the web PKI roots.
+    /// (`OTEL_EXPORTER_OTLP_CERTIFICATE`), instead of the web PKI roots: with it set, only a
+    /// server whose chain ends at one of these certificates is trusted.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub certificate: Option<PathBuf>,
     /// Whether an endpoint given without a scheme means plaintext `http://` rather than

@@ -9,7 +9,7 @@ use super::ExporterConfig;
 pub struct Setting {
     /// The environment variable.
     pub variable: &'static str,
-    /// The [`ExporterArgs`](super::ExporterArgs) flag that sets it (feature `clap`).
+    /// The `ExporterArgs` flag that sets it (feature `clap`).
     pub flag: &'static str,
     /// The value used when it is unset, as text (`(none)` when there is none).
     pub default: &'static str,

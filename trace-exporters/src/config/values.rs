@@ -2,6 +2,7 @@
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use http::{HeaderMap, HeaderName, HeaderValue, Uri};
@@ -16,15 +17,28 @@ const MAX_UDP_PAYLOAD: usize = 65_507;
 /// The smallest Jaeger agent datagram accepted: room for the batch header and a small span.
 const MIN_PACKET_SIZE: usize = 512;
 
+/// The port a Jaeger collector takes Thrift over HTTP on.
+pub(crate) const JAEGER_COLLECTOR_PORT: u16 = 14268;
+/// The collector path for Thrift batches.
+pub(crate) const JAEGER_COLLECTOR_PATH: &str = "/api/traces";
+
 /// Normalises a Jaeger collector endpoint: a full URL (`http://jaeger:14268/api/traces`) is used
-/// as is, except that one without a path gets `/api/traces`; `host:port` (or `host`) means
-/// `http://host:port/api/traces`.
+/// as is, as Jaeger's clients take `JAEGER_ENDPOINT`, except that one without a path gets
+/// `/api/traces`; `host:port` (or a bare host, meaning port 14268) means
+/// `http://host:port/api/traces`. An IPv6 address goes in brackets.
+///
+/// The same rules apply wherever a collector endpoint is given (the `jaeger` module's
+/// `collector_endpoint` is this function with its own error type).
 ///
 /// ```
 /// use trace_exporters::config::normalize_jaeger_endpoint;
 ///
 /// assert_eq!(
 ///     normalize_jaeger_endpoint("jaeger:14268")?,
+///     "http://jaeger:14268/api/traces"
+/// );
+/// assert_eq!(
+///     normalize_jaeger_endpoint("jaeger")?,
 ///     "http://jaeger:14268/api/traces"
 /// );
 /// assert_eq!(
@@ -39,25 +53,72 @@ pub fn normalize_jaeger_endpoint(endpoint: &str) -> Result<String, ConfigError> 
         .map_err(|problem| ConfigError::invalid("JAEGER_ENDPOINT", endpoint, problem))
 }
 
-pub(super) fn normalize_jaeger(endpoint: &str) -> Result<String, Problem> {
+/// See [`normalize_jaeger_endpoint`].
+pub(crate) fn normalize_jaeger(endpoint: &str) -> Result<String, Problem> {
     let endpoint = endpoint.trim();
-    if endpoint.is_empty() {
-        return Err("is not a URL or host:port".into());
+    if !endpoint.contains("://") {
+        let (host, port) = host_port_parts(endpoint)?;
+        let port = port.unwrap_or(JAEGER_COLLECTOR_PORT);
+        return Ok(format!("http://{host}:{port}{JAEGER_COLLECTOR_PATH}"));
     }
-    let url = if endpoint.contains("://") {
-        endpoint.to_owned()
-    } else {
-        format!("http://{endpoint}")
-    };
-    let uri: Uri = url
+    let uri: Uri = endpoint
         .parse()
         .map_err(|_| Problem::from("is not a URL or host:port"))?;
     check_uri(&uri)?;
-    if uri.path_and_query().is_none_or(|path| path.as_str() == "/") {
-        Ok(format!("{}/api/traces", url.trim_end_matches('/')))
+    if uri
+        .path_and_query()
+        .is_none_or(|path| matches!(path.as_str(), "" | "/"))
+    {
+        Ok(format!(
+            "{}{JAEGER_COLLECTOR_PATH}",
+            endpoint.trim_end_matches('/')
+        ))
     } else {
-        Ok(url)
+        Ok(endpoint.to_owned())
     }
+}
+
+/// Normalises a Jaeger agent address to `host:port`: a bare host gets port 6831, an IPv6
+/// address goes in brackets.
+#[cfg_attr(not(feature = "jaeger-agent"), allow(dead_code))] // The agent exporter's.
+pub(crate) fn normalize_jaeger_agent(endpoint: &str) -> Result<String, Problem> {
+    let (host, port) = host_port_parts(endpoint.trim())?;
+    Ok(format!(
+        "{host}:{}",
+        port.unwrap_or(super::DEFAULT_JAEGER_AGENT_PORT)
+    ))
+}
+
+/// `host[:port]` split, an IPv6 address in brackets; an error for an empty host, a port that is
+/// not 1-65535, or characters no host name has.
+fn host_port_parts(text: &str) -> Result<(String, Option<u16>), Problem> {
+    let bracketed = |ip: IpAddr| match ip {
+        IpAddr::V4(ip) => ip.to_string(),
+        IpAddr::V6(ip) => format!("[{ip}]"),
+    };
+    let bad_port = || Problem::from("has a port that is not a number (1-65535)");
+    if let Ok(address) = text.parse::<SocketAddr>() {
+        check_port(address.port()).map_err(|_| bad_port())?;
+        return Ok((bracketed(address.ip()), Some(address.port())));
+    }
+    if let Ok(ip) = text.parse::<IpAddr>() {
+        return Ok((bracketed(ip), None));
+    }
+    let (host, port) = match text.rsplit_once(':') {
+        Some((host, port)) => {
+            let port = port.parse::<u16>().ok().filter(|port| *port != 0);
+            (host, Some(port.ok_or_else(bad_port)?))
+        }
+        None => (text, None),
+    };
+    let host_ok = !host.is_empty()
+        && host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_'));
+    if !host_ok {
+        return Err("is not a URL or host:port".into());
+    }
+    Ok((host.to_owned(), port))
 }
 
 /// `url` with `https://` (or `http://` when `insecure`) in front when it has no scheme.
@@ -327,26 +388,6 @@ pub(super) fn parse_key_values(
     Ok(pairs)
 }
 
-/// `Duration` as whole milliseconds in configuration files.
-pub(super) mod duration_ms {
-    use std::time::Duration;
-
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    pub(crate) fn serialize<S: Serializer>(
-        duration: &Duration,
-        serializer: S,
-    ) -> Result<S::Ok, S::Error> {
-        serializer.serialize_u64(u64::try_from(duration.as_millis()).unwrap_or(u64::MAX))
-    }
-
-    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(
-        deserializer: D,
-    ) -> Result<Duration, D::Error> {
-        u64::deserialize(deserializer).map(Duration::from_millis)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -355,7 +396,8 @@ mod tests {
     fn jaeger_endpoints_are_normalised() {
         let cases = [
             ("jaeger:14268", "http://jaeger:14268/api/traces"),
-            ("jaeger", "http://jaeger/api/traces"),
+            ("jaeger", "http://jaeger:14268/api/traces"),
+            ("::1", "http://[::1]:14268/api/traces"),
             ("[::1]:14268", "http://[::1]:14268/api/traces"),
             ("http://jaeger:14268", "http://jaeger:14268/api/traces"),
             ("http://jaeger:14268/", "http://jaeger:14268/api/traces"),
@@ -379,6 +421,19 @@ mod tests {
             "ja eger:1",
         ] {
             assert!(normalize_jaeger(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn jaeger_agent_addresses_are_normalised() {
+        assert_eq!(normalize_jaeger_agent("agent").as_deref(), Ok("agent:6831"));
+        assert_eq!(normalize_jaeger_agent("::1").as_deref(), Ok("[::1]:6831"));
+        assert_eq!(
+            normalize_jaeger_agent("[::1]:6832").as_deref(),
+            Ok("[::1]:6832")
+        );
+        for bad in ["", ":6831", "host:0", "host:99999", "a b:1", "http://x:1"] {
+            assert!(normalize_jaeger_agent(bad).is_err(), "{bad:?}");
         }
     }
 

@@ -15,7 +15,7 @@
 //!
 //! The process carries the service name and, as Jaeger's own clients report them,
 //! `jaeger.version`, `hostname`, `ip` (the local address that reaches the destination) and
-//! `client-uuid`, then every attribute of the [`Resource`](crate::Resource).
+//! `client-uuid`, then every attribute of the [`Resource`].
 //!
 //! ```
 //! # #[cfg(feature = "jaeger-agent")]
@@ -36,10 +36,11 @@
 //! ```
 
 use std::borrow::Cow;
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 
 use trace_core::KeyValue;
 
+use crate::config::values;
 use crate::resource::{Resource, SDK_VERSION};
 
 mod thrift;
@@ -61,11 +62,11 @@ pub use collector::{
 pub use thrift::{ThriftProtocol, encode_span};
 
 /// The port a Jaeger agent takes compact Thrift on.
-pub const AGENT_PORT: u16 = 6831;
+pub const AGENT_PORT: u16 = crate::config::DEFAULT_JAEGER_AGENT_PORT;
 /// The port a Jaeger collector takes Thrift over HTTP on.
-pub const COLLECTOR_PORT: u16 = 14268;
+pub const COLLECTOR_PORT: u16 = values::JAEGER_COLLECTOR_PORT;
 /// The collector path for Thrift batches.
-pub const COLLECTOR_PATH: &str = "/api/traces";
+pub const COLLECTOR_PATH: &str = values::JAEGER_COLLECTOR_PATH;
 
 /// Why a Jaeger exporter could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -111,7 +112,8 @@ pub enum JaegerError {
     },
 }
 
-/// Normalises a Jaeger agent address to `host:port`: a bare host gets port 6831.
+/// Normalises a Jaeger agent address to `host:port`: a bare host gets port 6831, an IPv6 address
+/// goes in brackets.
 ///
 /// ```
 /// use trace_exporters::jaeger::agent_endpoint;
@@ -123,17 +125,14 @@ pub enum JaegerError {
 /// # Ok::<(), trace_exporters::jaeger::JaegerError>(())
 /// ```
 pub fn agent_endpoint(endpoint: &str) -> Result<String, JaegerError> {
-    match host_port_parts(endpoint.trim()) {
-        Some((host, port)) => Ok(format!("{host}:{}", port.unwrap_or(AGENT_PORT))),
-        None => Err(JaegerError::BadAgentEndpoint(endpoint.to_owned())),
-    }
+    values::normalize_jaeger_agent(endpoint)
+        .map_err(|_| JaegerError::BadAgentEndpoint(endpoint.to_owned()))
 }
 
-/// Normalises a Jaeger collector endpoint to the URL batches are POSTed to.
-///
-/// A full URL is taken as given, as Jaeger's clients take `JAEGER_ENDPOINT`, except that a URL
-/// without a path gets `/api/traces`. `host:port` (or a bare host, meaning port 14268) means
-/// `http://host:port/api/traces`.
+/// Normalises a Jaeger collector endpoint to the URL batches are POSTed to, by the rules of
+/// [`normalize_jaeger_endpoint`](crate::config::normalize_jaeger_endpoint): a full URL is taken
+/// as given, except that a URL without a path gets `/api/traces`; `host:port` (or a bare host,
+/// meaning port 14268) means `http://host:port/api/traces`.
 ///
 /// ```
 /// use trace_exporters::jaeger::collector_endpoint;
@@ -148,61 +147,8 @@ pub fn agent_endpoint(endpoint: &str) -> Result<String, JaegerError> {
 /// # Ok::<(), trace_exporters::jaeger::JaegerError>(())
 /// ```
 pub fn collector_endpoint(endpoint: &str) -> Result<String, JaegerError> {
-    let bad = || JaegerError::BadCollectorEndpoint(endpoint.to_owned());
-    let trimmed = endpoint.trim();
-    let url = if trimmed.contains("://") {
-        let uri: http::Uri = trimmed.parse().map_err(|_| bad())?;
-        if !matches!(uri.scheme_str(), Some("http" | "https")) || uri.host().is_none() {
-            return Err(bad());
-        }
-        let has_path = uri
-            .path_and_query()
-            .is_some_and(|pq| pq.as_str() != "/" && !pq.as_str().is_empty());
-        if has_path {
-            trimmed.to_owned()
-        } else {
-            format!("{}{COLLECTOR_PATH}", trimmed.trim_end_matches('/'))
-        }
-    } else {
-        let address = match host_port_parts(trimmed) {
-            Some((host, Some(port))) => format!("{host}:{port}"),
-            Some((host, None)) => format!("{host}:{COLLECTOR_PORT}"),
-            None => return Err(bad()),
-        };
-        format!("http://{address}{COLLECTOR_PATH}")
-    };
-    let uri: http::Uri = url.parse().map_err(|_| bad())?;
-    if uri.host().is_none_or(str::is_empty) {
-        return Err(bad());
-    }
-    Ok(url)
-}
-
-/// `host[:port]` split, IPv6 literals in brackets; `None` when malformed.
-fn host_port_parts(text: &str) -> Option<(String, Option<u16>)> {
-    if let Ok(address) = text.parse::<SocketAddr>() {
-        let host = match address.ip() {
-            IpAddr::V4(ip) => ip.to_string(),
-            IpAddr::V6(ip) => format!("[{ip}]"),
-        };
-        return Some((host, Some(address.port())));
-    }
-    if let Ok(ip) = text.parse::<IpAddr>() {
-        let host = match ip {
-            IpAddr::V4(ip) => ip.to_string(),
-            IpAddr::V6(ip) => format!("[{ip}]"),
-        };
-        return Some((host, None));
-    }
-    let (host, port) = match text.rsplit_once(':') {
-        Some((host, port)) => (host, Some(port.parse::<u16>().ok().filter(|p| *p != 0)?)),
-        None => (text, None),
-    };
-    let host_ok = !host.is_empty()
-        && host
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_'));
-    host_ok.then(|| (host.to_owned(), port))
+    values::normalize_jaeger(endpoint)
+        .map_err(|_| JaegerError::BadCollectorEndpoint(endpoint.to_owned()))
 }
 
 /// The process a batch comes from, as Jaeger's clients describe theirs.
@@ -268,8 +214,8 @@ impl ProcessTags {
 /// The local address the operating system would send from to reach `destination`. Connecting a
 /// UDP socket only consults the routing table; nothing is sent.
 #[cfg(feature = "jaeger-collector")]
-pub(crate) fn local_ip_towards(destination: SocketAddr) -> Option<IpAddr> {
-    let bind: SocketAddr = if destination.is_ipv4() {
+pub(crate) fn local_ip_towards(destination: std::net::SocketAddr) -> Option<IpAddr> {
+    let bind: std::net::SocketAddr = if destination.is_ipv4() {
         (IpAddr::from([0u8; 4]), 0).into()
     } else {
         (IpAddr::from([0u16; 8]), 0).into()

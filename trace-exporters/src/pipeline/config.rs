@@ -32,24 +32,24 @@ pub struct BatchConfig {
     pub max_batch_size: usize,
     /// The longest a span waits in the queue before a smaller batch is sent
     /// (`OTEL_BSP_SCHEDULE_DELAY`, default 1 s). At least 1 ms.
-    #[serde(rename = "scheduled_delay_ms", with = "millis")]
+    #[serde(rename = "scheduled_delay_ms", with = "crate::duration_ms")]
     pub scheduled_delay: Duration,
     /// The longest one export call may take before it counts as a retryable failure
     /// (`OTEL_BSP_EXPORT_TIMEOUT`, default 10 s).
-    #[serde(rename = "export_timeout_ms", with = "millis")]
+    #[serde(rename = "export_timeout_ms", with = "crate::duration_ms")]
     pub export_timeout: Duration,
     /// The longest one batch is tried, retries included, before its spans are dropped
     /// (default 30 s).
-    #[serde(rename = "max_retry_time_ms", with = "millis")]
+    #[serde(rename = "max_retry_time_ms", with = "crate::duration_ms")]
     pub max_retry_time: Duration,
     /// The wait before the first retry; each further retry doubles it, and every wait is
     /// jittered down by up to half (default 100 ms). A `Retry-After` from the destination
     /// replaces it.
-    #[serde(rename = "initial_backoff_ms", with = "millis")]
+    #[serde(rename = "initial_backoff_ms", with = "crate::duration_ms")]
     pub initial_backoff: Duration,
     /// The longest wait between two attempts when the destination gave no `Retry-After`
     /// (default 5 s).
-    #[serde(rename = "max_backoff_ms", with = "millis")]
+    #[serde(rename = "max_backoff_ms", with = "crate::duration_ms")]
     pub max_backoff: Duration,
 }
 
@@ -95,26 +95,6 @@ impl Default for BatchConfig {
             initial_backoff: Self::DEFAULT_INITIAL_BACKOFF,
             max_backoff: Self::DEFAULT_MAX_BACKOFF,
         }
-    }
-}
-
-/// Durations as whole milliseconds.
-mod millis {
-    use std::time::Duration;
-
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    pub(super) fn serialize<S: Serializer>(
-        value: &Duration,
-        serializer: S,
-    ) -> Result<S::Ok, S::Error> {
-        serializer.serialize_u64(u64::try_from(value.as_millis()).unwrap_or(u64::MAX))
-    }
-
-    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
-        deserializer: D,
-    ) -> Result<Duration, D::Error> {
-        u64::deserialize(deserializer).map(Duration::from_millis)
     }
 }
 

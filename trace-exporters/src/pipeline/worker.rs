@@ -34,6 +34,9 @@ pub(crate) struct Worker {
     /// Spans delivered and given up on by this task, for the flush and shutdown reports.
     delivered: u64,
     given_up: u64,
+    /// Whether a batch was given up on because the shutdown deadline would pass before it
+    /// could be sent (so the deadline cut the shutdown short even though it has not passed).
+    cut_by_deadline: bool,
     finished: bool,
 }
 
@@ -70,6 +73,7 @@ impl Worker {
             batch,
             delivered: 0,
             given_up: 0,
+            cut_by_deadline: false,
             finished: false,
         }
     }
@@ -255,6 +259,7 @@ impl Worker {
 
     fn give_up(&mut self, reason: &'static str, spans: u64) {
         self.given_up += spans;
+        self.cut_by_deadline |= reason == drop_reason::SHUTDOWN_DEADLINE && spans > 0;
         self.shared.count_dropped(reason, spans);
     }
 
@@ -271,7 +276,7 @@ impl Worker {
             self.export_queued(batch_size).await;
         }
         let late = self.shared.queue.len() as u64;
-        let mut deadline_reached = late > 0;
+        let mut deadline_reached = late > 0 || self.cut_by_deadline;
         // Still queued: spans the deadline left no time for, or collected in a race with `closed`.
         let left = self.shared.drain_lost(drop_reason::SHUTDOWN_DEADLINE);
         self.given_up += left;

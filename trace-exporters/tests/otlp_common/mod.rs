@@ -4,6 +4,11 @@
 
 #![allow(dead_code, unreachable_pub)]
 
+// Its server accepts gzip, which tonic offers only with the `otlp-grpc` feature.
+#[cfg(feature = "otlp-grpc")]
+pub mod grpc_receiver;
+pub mod http_receiver;
+
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
@@ -16,7 +21,7 @@ use opentelemetry_proto::tonic::trace::v1::{Span as ProtoSpan, Status as ProtoSt
 use trace_core::{
     Array, Event, KeyValue, Link, Span, SpanId, SpanKind, Status, TraceFlags, TraceId, TraceState,
 };
-use trace_exporters::{Resource, SDK_VERSION};
+use trace_exporters::{ExportResult, Resource, SDK_VERSION, SpanExporter};
 
 /// Generous guard against a hung test; never what a test measures.
 pub const GUARD: Duration = Duration::from_secs(10);
@@ -313,4 +318,23 @@ fn gethostname_for_tests() -> String {
 /// A file path unique to this test process and `name`, in the system's temporary directory.
 pub fn temp_path(name: &str) -> PathBuf {
     std::env::temp_dir().join(format!("tracewire-otlp-{}-{name}", std::process::id()))
+}
+
+/// A minimal sampled span whose span id is `index + 1` (trace id too), to tell spans apart at
+/// the receiver.
+pub fn numbered_span(index: u64) -> Span {
+    let mut span = spans().pop().expect("the minimal root span");
+    span.name = format!("job {index}").into();
+    span.trace_id = TraceId::from_u128(u128::from(index) + 1).expect("non-zero trace id");
+    span.span_id = SpanId::from_u64(index + 1).expect("non-zero span id");
+    span.flags = TraceFlags::SAMPLED;
+    span
+}
+
+/// Exports [`spans`] with `exporter`, within [`GUARD`].
+pub async fn export(exporter: &mut (impl SpanExporter + ?Sized)) -> ExportResult {
+    let batch = spans();
+    tokio::time::timeout(GUARD, exporter.export(&batch))
+        .await
+        .expect("the export finishes")
 }

@@ -1,0 +1,59 @@
+//! The span every exporter benchmark works on, so their figures compare.
+
+#![allow(dead_code)] // Not every benchmark uses every item.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use trace_core::{
+    Event, KeyValue, Span, SpanId, SpanKind, Status, TraceFlags, TraceId, TraceState,
+};
+
+/// Spans in one exported batch (the OpenTelemetry default batch size).
+pub(crate) const BATCH: usize = 512;
+
+/// A typical HTTP server span as the tower layer records it: ten attributes with static keys
+/// (the route shared, the path owned), one event, random ids; `index` varies the path and the
+/// duration.
+pub(crate) fn server_span(route: &Arc<str>, index: u64) -> Span {
+    let start_time = SystemTime::now();
+    Span {
+        name: "GET /users/{id}".into(),
+        kind: SpanKind::Server,
+        trace_id: TraceId::random(),
+        span_id: SpanId::random(),
+        parent_span_id: Some(SpanId::random()),
+        flags: TraceFlags::SAMPLED,
+        trace_state: TraceState::EMPTY,
+        debug_id: None,
+        start_time,
+        duration: Duration::from_micros(850 + index % 1000),
+        status: Status::Unset,
+        attributes: vec![
+            KeyValue::new("http.request.method", "GET"),
+            KeyValue::new("http.route", Arc::clone(route)),
+            KeyValue::new("url.path", format!("/users/{index}")),
+            KeyValue::new("url.scheme", "http"),
+            KeyValue::new("http.response.status_code", 200_i64),
+            KeyValue::new("server.address", "api.example.com"),
+            KeyValue::new("server.port", 8080_i64),
+            KeyValue::new("network.protocol.version", "1.1"),
+            KeyValue::new("client.address", "10.1.2.3"),
+            KeyValue::new("user_agent.original", "curl/8.5.0"),
+        ],
+        events: vec![Event {
+            name: "response.first_byte".into(),
+            time: start_time + Duration::from_micros(700),
+            attributes: vec![KeyValue::new("http.response.body.size", 512_i64)],
+        }],
+        links: Vec::new(),
+    }
+}
+
+/// A batch of [`BATCH`] server spans.
+pub(crate) fn server_spans() -> Vec<Span> {
+    let route: Arc<str> = Arc::from("/users/{id}");
+    (0..BATCH as u64)
+        .map(|index| server_span(&route, index))
+        .collect()
+}
