@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use trace_core::propagation::CompositePropagator;
 use trace_core::sampler::Sampler;
-use trace_core::{Collector, NoopCollector, Span};
+use trace_core::{Collector, FanOut, NoopCollector};
 
 use crate::config::{ConfigError, ExporterConfig, ExporterKind};
 use crate::pipeline::{BatchConfig, BatchExporter, ExporterMetrics, ShutdownReport};
@@ -289,10 +289,7 @@ impl Telemetry {
             // Nothing but a no-op to tee with.
             other
         } else {
-            Arc::new(Tee {
-                first: other,
-                second: self.collector,
-            })
+            Arc::new(FanOut::new([other, self.collector]))
         };
         self.tees = true;
         self
@@ -314,19 +311,5 @@ impl fmt::Debug for Telemetry {
             .field("exporter", &self.description)
             .field("resource", &self.resource)
             .finish_non_exhaustive()
-    }
-}
-
-/// Hands each span to two collectors: a copy to the first, the span itself to the second.
-#[derive(Debug)]
-struct Tee {
-    first: Arc<dyn Collector>,
-    second: Arc<dyn Collector>,
-}
-
-impl Collector for Tee {
-    fn collect(&self, span: Span) {
-        self.first.collect(span.clone());
-        self.second.collect(span);
     }
 }

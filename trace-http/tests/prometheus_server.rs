@@ -2,8 +2,8 @@
 //! Prometheus-text exposition, and a real `prometheus` server scrapes an axum app with both
 //! layers, computes a latency quantile in the right bucket and stores the trace exemplars.
 //!
-//! Skipped (with a message) when `promtool` / `prometheus` are not installed; `.ci/run` installs
-//! Debian's `prometheus` package so that CI runs them.
+//! They fail, saying what to install, when `promtool` / `prometheus` are missing: `.ci/run`
+//! installs Debian's `prometheus` package.
 
 #![allow(clippy::unwrap_used)]
 
@@ -32,23 +32,20 @@ use trace_http::metrics::{DURATION_BUCKETS, MetricsBuilder, metrics_service};
 // Tools
 // ---------------------------------------------------------------------------------------------
 
-/// Whether `tool` can be run; prints why the test skips when it cannot.
+/// Whether `tool` can be run; a test that needs it fails, saying what to install, when it cannot.
 fn installed(tool: &str) -> bool {
-    match Command::new(tool)
+    if let Err(error) = Command::new(tool)
         .arg("--version")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .status()
     {
-        Ok(_) => true,
-        Err(error) => {
-            eprintln!(
-                "SKIPPED: `{tool}` cannot be run ({error}); install Debian's `prometheus` package \
-                 (as .ci/run does) to run this test"
-            );
-            false
-        }
+        panic!(
+            "`{tool}` cannot be run ({error}): install Debian's `prometheus` package \
+             (apt-get install -y prometheus), as .ci/run does"
+        );
     }
+    true
 }
 
 /// A loopback port nobody listens on right now.

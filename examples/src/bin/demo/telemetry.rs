@@ -17,9 +17,9 @@ use tower::Layer;
 use trace_core::{Collector, InMemoryCollector};
 use trace_exporters::config::{ExporterArgs, ExporterConfig, ExporterKind, SamplerConfig};
 use trace_exporters::{ExporterMetrics, ShutdownReport};
-use trace_http::metrics::{MetricsBuilder, MetricsEndpoint, MetricsLayer, metrics_service};
 use trace_grpc::{GrpcClientLayer, GrpcClientMetrics, GrpcServerMetrics, GrpcTraceLayer};
-use trace_http::{ClientTraceLayer, TraceLayer};
+use trace_http::metrics::{MetricsBuilder, MetricsEndpoint, MetricsLayer, metrics_service};
+use trace_http::{ClientTraceLayer, TraceLayer, TraceViewer};
 
 /// The HTTP client the users service calls profiles with: traced.
 pub(crate) type HttpClient =
@@ -46,8 +46,9 @@ struct Inner {
     description: String,
 }
 
-/// How many spans the viewer keeps.
-const VIEWER_SPANS: usize = 50_000;
+/// How many traces the viewer keeps, and how many spans of each.
+const VIEWER_TRACES: usize = 5_000;
+const VIEWER_SPANS_PER_TRACE: usize = 500;
 
 impl Telemetry {
     /// Builds the sampler, the collectors and the metrics from the exporter settings.
@@ -64,7 +65,12 @@ impl Telemetry {
         let config = args.apply_to(defaults)?;
         let mut registry = Registry::default();
         let exporter_metrics = ExporterMetrics::register(&mut registry);
-        let store = Arc::new(InMemoryCollector::new(VIEWER_SPANS));
+        let store = Arc::new(
+            InMemoryCollector::builder()
+                .max_traces(VIEWER_TRACES)
+                .max_spans_per_trace(VIEWER_SPANS_PER_TRACE)
+                .build(),
+        );
         let export = config
             .build_with_metrics(&exporter_metrics)?
             .also_collect_into(store.clone());
@@ -107,10 +113,9 @@ impl Telemetry {
         metrics_service(self.inner.registry.clone())
     }
 
-    /// The trace viewer.
-    pub(crate) fn viewer(&self) -> MetricsEndpoint {
-        let _ = &self.inner.store;
-        metrics_service(self.inner.registry.clone())
+    /// The trace viewer, reading the spans every service of the demo records.
+    pub(crate) fn viewer(&self) -> TraceViewer {
+        TraceViewer::new(self.inner.store.clone())
     }
 
     /// A traced HTTP client.
