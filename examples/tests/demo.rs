@@ -286,7 +286,10 @@ async fn the_demo_traces_across_services_serves_metrics_and_flushes_on_sigint() 
     };
     assert_eq!(lost, 0, "{report}");
     assert_eq!(dropped, 0, "{report}");
-    assert!(flushed > 50, "spans of generated traffic waited in the queue: {report}");
+    assert!(
+        flushed > 50,
+        "spans of generated traffic waited in the queue: {report}"
+    );
     let received = received.lock().unwrap();
     eprintln!("{report}; the receiver got {}", received.span_ids.len());
     assert_eq!(received.duplicates, 0, "each span delivered once");
