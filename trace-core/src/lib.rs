@@ -80,7 +80,9 @@ pub use collector::{
 pub use context::{SpanContext, TraceFlags};
 pub use id::{HexId, IdParseError, SpanId, TraceId};
 pub use recorder::SpanRecorder;
-pub use span::{Array, Event, Key, KeyValue, Link, Span, SpanKind, Status, StringValue, Value};
+pub use span::{
+    Array, Event, InlineStr, Key, KeyValue, Link, Span, SpanKind, Status, StringValue, Value,
+};
 pub use trace_state::{TraceState, TraceStateError};
 
 /// Limits that bound what a peer can make this crate store.

@@ -68,8 +68,9 @@ impl Status {
     }
 }
 
-/// A string attribute value: borrowed for `'static`, shared, or owned; no copy to make one from
-/// any of those. Compared and hashed by its text, whichever way it is held.
+/// A string attribute value: borrowed for `'static`, shared, owned, or (when short) held inline;
+/// no copy to make one from any of the first three. Compared and hashed by its text, whichever
+/// way it is held.
 #[derive(Clone)]
 pub enum StringValue {
     /// A string that lives for the whole program.
@@ -78,16 +79,76 @@ pub enum StringValue {
     Shared(Arc<str>),
     /// A string this value owns.
     Owned(Box<str>),
+    /// A short string kept in the value itself: see [`StringValue::copied`].
+    Inline(InlineStr),
 }
 
 impl StringValue {
+    /// A copy of `text`: inline when it fits ([`InlineStr::CAPACITY`] bytes), so the short
+    /// strings a request yields (its route, path, host, user agent) cost no allocation; owned
+    /// otherwise.
+    ///
+    /// ```
+    /// use trace_core::StringValue;
+    ///
+    /// assert!(matches!(StringValue::copied("/users/{id}"), StringValue::Inline(_)));
+    /// assert!(matches!(StringValue::copied(&"x".repeat(100)), StringValue::Owned(_)));
+    /// assert_eq!(StringValue::copied("/users/{id}"), StringValue::from("/users/{id}"));
+    /// ```
+    pub fn copied(text: &str) -> Self {
+        match InlineStr::new(text) {
+            Some(inline) => Self::Inline(inline),
+            None => Self::Owned(text.into()),
+        }
+    }
+
     /// The text.
     pub fn as_str(&self) -> &str {
         match self {
             Self::Static(s) => s,
             Self::Shared(s) => s,
             Self::Owned(s) => s,
+            Self::Inline(s) => s.as_str(),
         }
+    }
+}
+
+/// A string of at most [`InlineStr::CAPACITY`] bytes stored in place (the size of
+/// [`StringValue`] does not grow for it).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct InlineStr {
+    len: u8,
+    bytes: [u8; InlineStr::CAPACITY],
+}
+
+impl InlineStr {
+    /// The longest string held inline, in bytes.
+    pub const CAPACITY: usize = 22;
+
+    /// `text` held inline, or `None` when it is longer than [`Self::CAPACITY`].
+    pub fn new(text: &str) -> Option<Self> {
+        let len = text.len();
+        if len > Self::CAPACITY {
+            return None;
+        }
+        let mut bytes = [0; Self::CAPACITY];
+        bytes[..len].copy_from_slice(text.as_bytes());
+        Some(Self {
+            len: len as u8,
+            bytes,
+        })
+    }
+
+    /// The text.
+    pub fn as_str(&self) -> &str {
+        // Always valid: the bytes were copied from a `&str`, whole.
+        std::str::from_utf8(&self.bytes[..usize::from(self.len)]).unwrap_or_default()
+    }
+}
+
+impl fmt::Debug for InlineStr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.as_str(), f)
     }
 }
 
@@ -400,5 +461,19 @@ mod tests {
         assert_eq!(Value::from("x"), Value::from("x".to_owned()));
         assert_eq!(StringValue::from(shared), StringValue::from("x"));
         assert!(StringValue::from("a") < StringValue::from("b".to_owned()));
+        assert_eq!(StringValue::copied("x"), StringValue::from("x"));
+    }
+
+    #[test]
+    fn short_copies_stay_inline_without_growing_the_value() {
+        assert_eq!(std::mem::size_of::<StringValue>(), 24);
+        let fits = "a".repeat(InlineStr::CAPACITY);
+        assert!(matches!(StringValue::copied(&fits), StringValue::Inline(_)));
+        assert_eq!(StringValue::copied(&fits).as_str(), fits);
+        let longer = "é".repeat(InlineStr::CAPACITY);
+        assert!(matches!(StringValue::copied(&longer), StringValue::Owned(_)));
+        assert_eq!(StringValue::copied(&longer).as_str(), longer);
+        assert_eq!(StringValue::copied("").as_str(), "");
+        assert_eq!(StringValue::copied("ünï").as_str(), "ünï");
     }
 }

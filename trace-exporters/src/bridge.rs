@@ -226,6 +226,7 @@ fn string(value: &StringValue) -> opentelemetry::StringValue {
         StringValue::Static(s) => (*s).into(),
         StringValue::Shared(s) => s.clone().into(),
         StringValue::Owned(s) => String::from(&**s).into(),
+        StringValue::Inline(s) => String::from(s.as_str()).into(),
     }
 }
 

@@ -231,7 +231,10 @@ fn record_request(
                 .strip_prefix('[')
                 .and_then(|h| h.strip_suffix(']'))
                 .unwrap_or(host);
-            span.set_attribute(semconv::SERVER_ADDRESS, host.to_owned());
+            span.set_attribute(
+                semconv::SERVER_ADDRESS,
+                trace_core::StringValue::copied(host),
+            );
         }
         (None, None) => {}
     }

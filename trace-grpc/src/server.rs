@@ -298,7 +298,10 @@ fn record_request<B>(
             .strip_prefix('[')
             .and_then(|h| h.strip_suffix(']'))
             .unwrap_or(host);
-        span.set_attribute(semconv::SERVER_ADDRESS, host.to_owned());
+        span.set_attribute(
+            semconv::SERVER_ADDRESS,
+            trace_core::StringValue::copied(host),
+        );
         if let Some(port) = authority.port_u16() {
             span.set_attribute(semconv::SERVER_PORT, i64::from(port));
         }
@@ -310,7 +313,10 @@ fn record_request<B>(
         span.set_attribute("service.name", service.clone());
     }
     if let Some(debug_id) = span.context().and_then(SpanContext::debug_id) {
-        span.set_attribute(trace_http::semconv::JAEGER_DEBUG_ID, debug_id.to_owned());
+        span.set_attribute(
+            trace_http::semconv::JAEGER_DEBUG_ID,
+            trace_core::StringValue::copied(debug_id),
+        );
     }
     if config.legacy {
         span.set_attribute(semconv::LEGACY_RPC_SYSTEM, "grpc");

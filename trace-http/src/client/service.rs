@@ -88,7 +88,10 @@ fn record_request<B>(span: &mut SpanRecorder, request: &Request<B>, config: &Cli
         _ => None,
     });
     if let Some(host) = host {
-        span.set_attribute(semconv::SERVER_ADDRESS, host.to_owned());
+        span.set_attribute(
+            semconv::SERVER_ADDRESS,
+            trace_core::StringValue::copied(host),
+        );
     }
     if let Some(port) = port {
         span.set_attribute(semconv::SERVER_PORT, i64::from(port));

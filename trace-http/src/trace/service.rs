@@ -5,7 +5,7 @@ use std::task::{Context, Poll};
 use http::{HeaderMap, HeaderName, HeaderValue, Request, Response};
 use tower_service::Service;
 use trace_core::propagation::TraceContextPropagator;
-use trace_core::{SpanContext, SpanKind, SpanRecorder};
+use trace_core::{SpanContext, SpanKind, SpanRecorder, StringValue};
 
 use super::future::ResponseFuture;
 use super::layer::{TraceConfig, TraceIdHeader};
@@ -143,6 +143,21 @@ fn debug_id(value: &HeaderValue) -> Option<Arc<str>> {
     sane.then(|| value.into())
 }
 
+/// An IP address as text, formatted on the stack: inline (no allocation) for every IPv4 and most
+/// IPv6 addresses.
+fn ip_text(ip: std::net::IpAddr) -> StringValue {
+    use std::io::Write as _;
+    let mut buf = [0u8; 45];
+    let mut cursor = std::io::Cursor::new(&mut buf[..]);
+    if write!(cursor, "{ip}").is_ok() {
+        let len = usize::try_from(cursor.position()).unwrap_or(0);
+        if let Ok(text) = std::str::from_utf8(&buf[..len]) {
+            return StringValue::copied(text);
+        }
+    }
+    StringValue::from(ip.to_string())
+}
+
 fn record_request<B>(
     span: &mut SpanRecorder,
     request: &Request<B>,
@@ -151,10 +166,10 @@ fn record_request<B>(
 ) {
     semconv::record_method(span, request.method());
     if let Some(route) = route {
-        span.set_attribute(semconv::HTTP_ROUTE, route.to_owned());
+        span.set_attribute(semconv::HTTP_ROUTE, StringValue::copied(route));
     }
     let uri = request.uri();
-    span.set_attribute(semconv::URL_PATH, uri.path().to_owned());
+    span.set_attribute(semconv::URL_PATH, StringValue::copied(uri.path()));
     let scheme: Cow<'static, str> = match uri.scheme_str() {
         None | Some("http") => Cow::Borrowed("http"),
         Some("https") => Cow::Borrowed("https"),
@@ -167,7 +182,7 @@ fn record_request<B>(
         .and_then(|h| h.to_str().ok())
         .or_else(|| uri.authority().map(http::uri::Authority::as_str));
     if let Some((address, port)) = host.and_then(split_host_port) {
-        span.set_attribute(semconv::SERVER_ADDRESS, address.to_owned());
+        span.set_attribute(semconv::SERVER_ADDRESS, StringValue::copied(address));
         if let Some(port) = port {
             span.set_attribute(semconv::SERVER_PORT, i64::from(port));
         }
@@ -180,10 +195,10 @@ fn record_request<B>(
         .get(http::header::USER_AGENT)
         .and_then(|v| v.to_str().ok())
     {
-        span.set_attribute(semconv::USER_AGENT_ORIGINAL, agent.to_owned());
+        span.set_attribute(semconv::USER_AGENT_ORIGINAL, StringValue::copied(agent));
     }
     if let Some(peer) = client_address(request) {
-        span.set_attribute(semconv::CLIENT_ADDRESS, peer.ip().to_string());
+        span.set_attribute(semconv::CLIENT_ADDRESS, ip_text(peer.ip()));
         span.set_attribute(semconv::CLIENT_PORT, i64::from(peer.port()));
     }
     if let Some(size) = request
@@ -209,7 +224,7 @@ fn record_request<B>(
         span.set_attribute("service.name", service.clone());
     }
     if let Some(debug_id) = span.context().and_then(SpanContext::debug_id) {
-        span.set_attribute(semconv::JAEGER_DEBUG_ID, debug_id.to_owned());
+        span.set_attribute(semconv::JAEGER_DEBUG_ID, StringValue::copied(debug_id));
     }
 }
 
