@@ -471,7 +471,10 @@ mod tests {
         assert!(matches!(StringValue::copied(&fits), StringValue::Inline(_)));
         assert_eq!(StringValue::copied(&fits).as_str(), fits);
         let longer = "é".repeat(InlineStr::CAPACITY);
-        assert!(matches!(StringValue::copied(&longer), StringValue::Owned(_)));
+        assert!(matches!(
+            StringValue::copied(&longer),
+            StringValue::Owned(_)
+        ));
         assert_eq!(StringValue::copied(&longer).as_str(), longer);
         assert_eq!(StringValue::copied("").as_str(), "");
         assert_eq!(StringValue::copied("ünï").as_str(), "ünï");
