@@ -32,8 +32,8 @@ use trace_http::metrics::{DURATION_BUCKETS, MetricsBuilder, metrics_service};
 // Tools
 // ---------------------------------------------------------------------------------------------
 
-/// Whether `tool` can be run; a test that needs it fails, saying what to install, when it cannot.
-fn installed(tool: &str) -> bool {
+/// Fails the test, saying what to install, when `tool` cannot be run.
+fn require(tool: &str) {
     if let Err(error) = Command::new(tool)
         .arg("--version")
         .stdout(Stdio::null())
@@ -45,7 +45,6 @@ fn installed(tool: &str) -> bool {
              (apt-get install -y prometheus), as .ci/run does"
         );
     }
-    true
 }
 
 /// A loopback port nobody listens on right now.
@@ -179,9 +178,7 @@ fn promtool_check(exposition: &str) {
 
 #[tokio::test]
 async fn promtool_accepts_the_prometheus_text_exposition() {
-    if !installed("promtool") {
-        return;
-    }
+    require("promtool");
     let collector = support::collector();
     let addr = serve_app(MetricsBuilder::new(), collector.clone()).await;
     varied_traffic(addr).await;
@@ -212,9 +209,7 @@ async fn promtool_accepts_the_prometheus_text_exposition() {
 
 #[tokio::test]
 async fn promtool_accepts_the_exposition_with_prefix_constant_labels_and_overflow() {
-    if !installed("promtool") {
-        return;
-    }
+    require("promtool");
     let builder = MetricsBuilder::new()
         .prefix("shop")
         .constant_label("service", "checkout")
@@ -238,9 +233,7 @@ async fn promtool_accepts_the_exposition_with_prefix_constant_labels_and_overflo
 
 #[tokio::test]
 async fn promtool_accepts_a_registry_with_server_and_client_layers() {
-    if !installed("promtool") {
-        return;
-    }
+    require("promtool");
     let mut registry = Registry::default();
     let server = MetricsBuilder::new().server(&mut registry);
     let _client = MetricsBuilder::new().client(&mut registry);
@@ -396,9 +389,7 @@ fn unix_now() -> f64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn prometheus_scrapes_quantiles_in_the_right_bucket_and_exemplars_of_recorded_traces() {
-    if !installed("prometheus") {
-        return;
-    }
+    require("prometheus");
     let started = Instant::now();
     let deadline = started + PROMETHEUS_WAIT;
     let collector = support::collector();
