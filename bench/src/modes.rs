@@ -31,12 +31,15 @@ const SERVICE_NAME: &str = "tracewire-bench";
 pub(crate) enum Mode {
     /// The handler alone: the baseline every other mode is compared with.
     Bare,
-    /// tracewire's `TraceLayer` + `MetricsLayer` (exemplars), every request sampled, spans
-    /// exported over OTLP/HTTP.
+    /// tracewire's `TraceLayer` recording `MetricsLayer`'s metrics too (exemplars), every
+    /// request sampled, spans exported over OTLP/HTTP.
     Tracewire,
     /// The same stack with the request unsampled (root sampler never; the load generator sends
     /// an unsampled `traceparent`, which the parent-based sampler follows).
     TracewireUnsampled,
+    /// The `tracewire` stack as two layers of their own (`.layer(metrics).layer(trace)`), every
+    /// request sampled: what the combined layer saves.
+    TracewireLayers,
     /// tracewire's `MetricsLayer` alone.
     TracewireMetrics,
     /// tower-http `TraceLayer` + tracing-subscriber + tracing-opentelemetry + opentelemetry-otlp
@@ -109,6 +112,18 @@ pub(crate) fn app(
             if mode == Mode::TracewireUnsampled {
                 trace = trace.sampler(AlwaysOff);
             }
+            // The trace layer records the metrics itself: one layer, one pair of clock
+            // readings (the documented way to have both).
+            let router = users()
+                .layer(trace.metrics(metrics))
+                .route_service("/metrics", metrics_service(Arc::new(registry)));
+            (router, finish)
+        }
+        Mode::TracewireLayers => {
+            let mut registry = Registry::default();
+            let metrics = MetricsBuilder::new().server(&mut registry);
+            let (collector, finish) = tracewire_collector(otlp_endpoint, &mut registry, runtime)?;
+            let trace = TraceLayer::new(collector).service_name(SERVICE_NAME);
             let router = users()
                 .layer(metrics)
                 .layer(trace)

@@ -36,9 +36,11 @@ pub mod private {
     /// The methods of [`BodyObserver`](super::BodyObserver), kept out of the documented API so
     /// that only this crate's layers (and `trace-grpc`'s) observe bodies.
     pub trait Observe: Send + 'static {
-        /// The first non-empty data frame is being sent.
+        /// The first non-empty data frame is being sent and the body goes on after it. (A body
+        /// sent whole in its first frame ends at once: its first byte is its end, and nothing
+        /// is worth recording twice.)
         fn on_first_byte(&mut self);
-        /// A data frame is being sent (after `on_first_byte` for the first non-empty one). For
+        /// A data frame is being sent (before `on_first_byte` for the first non-empty one). For
         /// observers that read the payload, such as gRPC message counts; ignored by default.
         fn on_data(&mut self, _data: &dyn bytes::Buf) {}
         /// A trailers frame is being sent.
@@ -131,11 +133,10 @@ where
         };
         match &result {
             Some(Ok(frame)) => {
+                let mut first_bytes = false;
                 if let Some(data) = frame.data_ref() {
                     let len = bytes::Buf::remaining(data) as u64;
-                    if *this.bytes == 0 && len > 0 {
-                        observer.on_first_byte();
-                    }
+                    first_bytes = *this.bytes == 0 && len > 0;
                     *this.bytes += len;
                     observer.on_data(data);
                 } else if let Some(trailers) = frame.trailers_ref() {
@@ -143,6 +144,8 @@ where
                 }
                 if this.inner.is_end_stream() {
                     finish(this.observer, BodyEnd::Complete, *this.bytes);
+                } else if first_bytes {
+                    observer.on_first_byte();
                 }
             }
             Some(Err(error)) => finish(this.observer, BodyEnd::Error(error), *this.bytes),

@@ -15,7 +15,7 @@ use http::{HeaderName, HeaderValue, Method};
 use trace_core::InMemoryCollector;
 use trace_core::propagation::FormatStats;
 use trace_core::sampler::AlwaysOn;
-use trace_http::TraceLayer;
+use trace_http::{TraceIdHeader, TraceLayer};
 
 use support::{Caller, header};
 
@@ -27,7 +27,9 @@ struct Fixture {
 
 async fn fixture() -> Fixture {
     let collector = support::collector();
-    let layer = TraceLayer::new(collector.clone()).sampler(AlwaysOn);
+    let layer = TraceLayer::new(collector.clone())
+        .sampler(AlwaysOn)
+        .trace_id_header(TraceIdHeader::TraceResponse);
     let app = Router::new()
         .route(
             "/hello",

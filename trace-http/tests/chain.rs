@@ -14,7 +14,7 @@ use axum::routing::get;
 use trace_core::propagation::CompositePropagator;
 use trace_core::sampler::AlwaysOff;
 use trace_core::{InMemoryCollector, Span, SpanKind};
-use trace_http::{ClientTraceLayer, TraceLayer};
+use trace_http::{ClientTraceLayer, TraceIdHeader, TraceLayer};
 
 use support::{Caller, Echo, attr_str, echo_context};
 
@@ -28,14 +28,22 @@ struct Chain {
 /// Services A and B recording into one collector; `configure` adjusts both trace layers.
 async fn chain(configure: impl Fn(TraceLayer) -> TraceLayer, client: ClientTraceLayer) -> Chain {
     let collector = support::collector();
-    let b_layer = configure(TraceLayer::new(collector.clone()).service_name("b"));
+    let b_layer = configure(
+        TraceLayer::new(collector.clone())
+            .service_name("b")
+            .trace_id_header(TraceIdHeader::TraceResponse),
+    );
     let b = support::serve(
         Router::new()
             .route("/hop", get(echo_context))
             .layer(b_layer.clone()),
     )
     .await;
-    let a_layer = configure(TraceLayer::new(collector.clone()).service_name("a"));
+    let a_layer = configure(
+        TraceLayer::new(collector.clone())
+            .service_name("a")
+            .trace_id_header(TraceIdHeader::TraceResponse),
+    );
     let a = support::serve(support::calling_app(b, client).layer(a_layer.clone())).await;
     Chain {
         a,

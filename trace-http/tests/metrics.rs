@@ -119,10 +119,28 @@ fn instrumented(builder: MetricsBuilder, apply: impl FnOnce(MetricsLayer) -> Rou
     apply(layer).route_service("/metrics", metrics_service(Arc::new(registry)))
 }
 
-/// [`routes`] with the server metrics of `builder`, served on loopback.
-async fn serve_routes(builder: MetricsBuilder) -> (SocketAddr, Arc<Semaphore>) {
+/// How the metrics are put on the routes.
+#[derive(Debug, Clone, Copy)]
+enum Stack {
+    /// `MetricsLayer` as a layer of its own.
+    Separate,
+    /// Recorded by a `TraceLayer` given the `MetricsLayer` (`TraceLayer::metrics`), every
+    /// request traced.
+    Combined,
+}
+
+/// Both ways, for the tests that must hold for either.
+const STACKS: [Stack; 2] = [Stack::Separate, Stack::Combined];
+
+/// [`routes`] with the server metrics of `builder` put on as `stack` says, served on loopback.
+async fn serve_routes_as(builder: MetricsBuilder, stack: Stack) -> (SocketAddr, Arc<Semaphore>) {
     let gate = Arc::new(Semaphore::new(0));
-    let app = instrumented(builder, |metrics| routes(gate.clone()).layer(metrics));
+    let app = instrumented(builder, |metrics| match stack {
+        Stack::Separate => routes(gate.clone()).layer(metrics),
+        Stack::Combined => {
+            routes(gate.clone()).layer(TraceLayer::new(support::collector()).metrics(metrics))
+        }
+    });
     (support::serve(app).await, gate)
 }
 
@@ -184,102 +202,110 @@ async fn wait_for_count(
 
 #[tokio::test]
 async fn duration_histogram_has_the_14_semconv_buckets_and_route_labels() {
-    let (addr, _gate) = serve_routes(MetricsBuilder::new()).await;
-    let reply = call(addr, Method::GET, "/users/42").await;
-    assert_eq!(reply.body, "user 42");
-    let labels = [
-        ("http_request_method", "GET"),
-        ("http_route", "/users/{id}"),
-        ("http_response_status_code", "200"),
-    ];
-    let (text, samples) = wait_for_count(addr, &labels, 1.0).await;
+    for stack in STACKS {
+        let (addr, _gate) = serve_routes_as(MetricsBuilder::new(), stack).await;
+        let reply = call(addr, Method::GET, "/users/42").await;
+        assert_eq!(reply.body, "user 42");
+        let labels = [
+            ("http_request_method", "GET"),
+            ("http_route", "/users/{id}"),
+            ("http_response_status_code", "200"),
+        ];
+        let (text, samples) = wait_for_count(addr, &labels, 1.0).await;
 
-    let mut expected: Vec<f64> = DURATION_BUCKETS.to_vec();
-    assert_eq!(
-        expected,
-        [
-            0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0
-        ]
-    );
-    expected.push(f64::INFINITY);
-    assert_eq!(bucket_bounds(&samples, DURATION_BUCKET, &labels), expected);
-    assert_eq!(bucket(&samples, DURATION_BUCKET, &labels, "+Inf"), 1.0);
-    let series = samples_of(&samples, DURATION_COUNT, &labels);
-    assert_eq!(series.len(), 1);
-    assert_eq!(series[0].label("error_type"), None, "a 200 is no failure");
-    assert!(sample_value(&samples, DURATION_SUM, &labels).unwrap() > 0.0);
-    assert!(text.contains(&format!("# TYPE {DURATION} histogram\n")));
-    assert!(text.contains(&format!("# UNIT {DURATION} seconds\n")));
-    assert!(
-        !text.contains("/users/42"),
-        "raw path in the exposition:\n{text}"
-    );
+        let mut expected: Vec<f64> = DURATION_BUCKETS.to_vec();
+        assert_eq!(
+            expected,
+            [
+                0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0
+            ]
+        );
+        expected.push(f64::INFINITY);
+        assert_eq!(bucket_bounds(&samples, DURATION_BUCKET, &labels), expected);
+        assert_eq!(bucket(&samples, DURATION_BUCKET, &labels, "+Inf"), 1.0);
+        let series = samples_of(&samples, DURATION_COUNT, &labels);
+        assert_eq!(series.len(), 1);
+        assert_eq!(series[0].label("error_type"), None, "a 200 is no failure");
+        assert!(sample_value(&samples, DURATION_SUM, &labels).unwrap() > 0.0);
+        assert!(text.contains(&format!("# TYPE {DURATION} histogram\n")));
+        assert!(text.contains(&format!("# UNIT {DURATION} seconds\n")));
+        assert!(
+            !text.contains("/users/42"),
+            "raw path in the exposition:\n{text}"
+        );
+    }
 }
 
 #[tokio::test]
 async fn an_unknown_method_is_labelled_other() {
-    let (addr, _gate) = serve_routes(MetricsBuilder::new()).await;
-    let purge = Method::from_bytes(b"PURGE").unwrap();
-    let reply = call(addr, purge, "/purge").await;
-    assert_eq!(reply.body, "purged");
-    let labels = [
-        ("http_request_method", "_OTHER"),
-        ("http_route", "/purge"),
-        ("http_response_status_code", "200"),
-    ];
-    let (text, _) = wait_for_count(addr, &labels, 1.0).await;
-    assert!(
-        !text.contains("PURGE"),
-        "the raw method is a label:\n{text}"
-    );
+    for stack in STACKS {
+        let (addr, _gate) = serve_routes_as(MetricsBuilder::new(), stack).await;
+        let purge = Method::from_bytes(b"PURGE").unwrap();
+        let reply = call(addr, purge, "/purge").await;
+        assert_eq!(reply.body, "purged");
+        let labels = [
+            ("http_request_method", "_OTHER"),
+            ("http_route", "/purge"),
+            ("http_response_status_code", "200"),
+        ];
+        let (text, _) = wait_for_count(addr, &labels, 1.0).await;
+        assert!(
+            !text.contains("PURGE"),
+            "the raw method is a label:\n{text}"
+        );
+    }
 }
 
 #[tokio::test]
 async fn an_unmatched_request_has_an_empty_route_never_the_raw_path() {
-    let (addr, _gate) = serve_routes(MetricsBuilder::new()).await;
-    let reply = call(addr, Method::GET, "/no/such/page/123").await;
-    assert_eq!(reply.status, StatusCode::NOT_FOUND);
-    let labels = [
-        ("http_request_method", "GET"),
-        ("http_route", ""),
-        ("http_response_status_code", "404"),
-    ];
-    let (text, samples) = wait_for_count(addr, &labels, 1.0).await;
-    let series = samples_of(&samples, DURATION_COUNT, &labels);
-    assert_eq!(
-        series[0].label("error_type"),
-        None,
-        "a 404 is no server failure"
-    );
-    assert!(text.contains("http_route=\"\""), "{text}");
-    assert!(
-        !text.contains("/no/such"),
-        "raw path in the exposition:\n{text}"
-    );
+    for stack in STACKS {
+        let (addr, _gate) = serve_routes_as(MetricsBuilder::new(), stack).await;
+        let reply = call(addr, Method::GET, "/no/such/page/123").await;
+        assert_eq!(reply.status, StatusCode::NOT_FOUND);
+        let labels = [
+            ("http_request_method", "GET"),
+            ("http_route", ""),
+            ("http_response_status_code", "404"),
+        ];
+        let (text, samples) = wait_for_count(addr, &labels, 1.0).await;
+        let series = samples_of(&samples, DURATION_COUNT, &labels);
+        assert_eq!(
+            series[0].label("error_type"),
+            None,
+            "a 404 is no server failure"
+        );
+        assert!(text.contains("http_route=\"\""), "{text}");
+        assert!(
+            !text.contains("/no/such"),
+            "raw path in the exposition:\n{text}"
+        );
+    }
 }
 
 #[tokio::test]
 async fn a_server_error_has_error_type_set_to_its_status() {
-    let (addr, _gate) = serve_routes(MetricsBuilder::new()).await;
-    let reply = call(addr, Method::GET, "/fail").await;
-    assert_eq!(reply.status, StatusCode::INTERNAL_SERVER_ERROR);
-    let labels = [
-        ("http_request_method", "GET"),
-        ("http_route", "/fail"),
-        ("http_response_status_code", "500"),
-        ("error_type", "500"),
-    ];
-    let (_, samples) = wait_for_count(addr, &labels, 1.0).await;
-    // And the successful series elsewhere carry no `error_type` at all.
-    call(addr, Method::GET, "/users/1").await;
-    let (_, samples_after) = wait_for_count(addr, &[("http_route", "/users/{id}")], 1.0).await;
-    assert_eq!(samples_of(&samples, DURATION_COUNT, &labels).len(), 1);
-    for sample in samples_of(
-        &samples_after,
-        DURATION_COUNT,
-        &[("http_route", "/users/{id}")],
-    ) {
-        assert_eq!(sample.label("error_type"), None, "{sample:?}");
+    for stack in STACKS {
+        let (addr, _gate) = serve_routes_as(MetricsBuilder::new(), stack).await;
+        let reply = call(addr, Method::GET, "/fail").await;
+        assert_eq!(reply.status, StatusCode::INTERNAL_SERVER_ERROR);
+        let labels = [
+            ("http_request_method", "GET"),
+            ("http_route", "/fail"),
+            ("http_response_status_code", "500"),
+            ("error_type", "500"),
+        ];
+        let (_, samples) = wait_for_count(addr, &labels, 1.0).await;
+        // And the successful series elsewhere carry no `error_type` at all.
+        call(addr, Method::GET, "/users/1").await;
+        let (_, samples_after) = wait_for_count(addr, &[("http_route", "/users/{id}")], 1.0).await;
+        assert_eq!(samples_of(&samples, DURATION_COUNT, &labels).len(), 1);
+        for sample in samples_of(
+            &samples_after,
+            DURATION_COUNT,
+            &[("http_route", "/users/{id}")],
+        ) {
+            assert_eq!(sample.label("error_type"), None, "{sample:?}");
+        }
     }
 }
 
@@ -289,42 +315,49 @@ async fn a_server_error_has_error_type_set_to_its_status() {
 
 #[tokio::test]
 async fn the_duration_runs_until_the_response_body_ends() {
-    let (addr, _gate) = serve_routes(MetricsBuilder::new()).await;
-    let reply = call(addr, Method::GET, "/stream").await;
-    assert_eq!(reply.body, "chunk".repeat(CHUNKS));
-    let labels = [
-        ("http_route", "/stream"),
-        ("http_response_status_code", "200"),
-    ];
-    let (_, samples) = wait_for_count(addr, &labels, 1.0).await;
-    let sum = sample_value(&samples, DURATION_SUM, &labels).unwrap();
-    assert!(sum >= 0.3, "the body took 300 ms, the duration is {sum}");
-    assert_eq!(bucket(&samples, DURATION_BUCKET, &labels, "0.1"), 0.0);
-    assert_eq!(
-        bucket(&samples, DURATION_BUCKET, &labels, "0.25"),
-        0.0,
-        "a 300 ms request landed at or below 0.25 (sum {sum})"
-    );
-    assert_eq!(bucket(&samples, DURATION_BUCKET, &labels, "+Inf"), 1.0);
+    for stack in STACKS {
+        let (addr, _gate) = serve_routes_as(MetricsBuilder::new(), stack).await;
+        let reply = call(addr, Method::GET, "/stream").await;
+        assert_eq!(reply.body, "chunk".repeat(CHUNKS));
+        let labels = [
+            ("http_route", "/stream"),
+            ("http_response_status_code", "200"),
+        ];
+        let (_, samples) = wait_for_count(addr, &labels, 1.0).await;
+        let sum = sample_value(&samples, DURATION_SUM, &labels).unwrap();
+        assert!(sum >= 0.3, "the body took 300 ms, the duration is {sum}");
+        assert_eq!(bucket(&samples, DURATION_BUCKET, &labels, "0.1"), 0.0);
+        assert_eq!(
+            bucket(&samples, DURATION_BUCKET, &labels, "0.25"),
+            0.0,
+            "a 300 ms request landed at or below 0.25 (sum {sum})"
+        );
+        assert_eq!(bucket(&samples, DURATION_BUCKET, &labels, "+Inf"), 1.0);
+    }
 }
 
 #[tokio::test]
 async fn with_duration_end_headers_the_duration_stops_at_the_response_head() {
-    let (addr, _gate) =
-        serve_routes(MetricsBuilder::new().duration_end(DurationEnd::Headers)).await;
-    let reply = call(addr, Method::GET, "/stream").await;
-    assert_eq!(reply.body, "chunk".repeat(CHUNKS));
-    let labels = [
-        ("http_route", "/stream"),
-        ("http_response_status_code", "200"),
-    ];
-    let (_, samples) = wait_for_count(addr, &labels, 1.0).await;
-    let sum = sample_value(&samples, DURATION_SUM, &labels).unwrap();
-    assert!(
-        sum < 0.25,
-        "the head was ready at once, the duration is {sum}"
-    );
-    assert_eq!(bucket(&samples, DURATION_BUCKET, &labels, "0.25"), 1.0);
+    for stack in STACKS {
+        let (addr, _gate) = serve_routes_as(
+            MetricsBuilder::new().duration_end(DurationEnd::Headers),
+            stack,
+        )
+        .await;
+        let reply = call(addr, Method::GET, "/stream").await;
+        assert_eq!(reply.body, "chunk".repeat(CHUNKS));
+        let labels = [
+            ("http_route", "/stream"),
+            ("http_response_status_code", "200"),
+        ];
+        let (_, samples) = wait_for_count(addr, &labels, 1.0).await;
+        let sum = sample_value(&samples, DURATION_SUM, &labels).unwrap();
+        assert!(
+            sum < 0.25,
+            "the head was ready at once, the duration is {sum}"
+        );
+        assert_eq!(bucket(&samples, DURATION_BUCKET, &labels, "0.25"), 1.0);
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -337,59 +370,64 @@ fn active(samples: &[Sample], method: &str) -> Option<f64> {
 
 #[tokio::test]
 async fn active_requests_go_up_while_a_request_is_in_flight_and_back_to_zero() {
-    let (addr, gate) = serve_routes(MetricsBuilder::new()).await;
-    let first = tokio::spawn(async move { call(addr, Method::GET, "/gate").await });
-    let (text, _) =
-        support::scrape_until(addr, "one GET in flight", |s| active(s, "GET") == Some(1.0)).await;
-    assert!(text.contains(&format!("# TYPE {ACTIVE} gauge\n")), "{text}");
-    let second = tokio::spawn(async move { call(addr, Method::GET, "/gate").await });
-    support::scrape_until(addr, "two GETs in flight", |s| {
-        active(s, "GET") == Some(2.0)
-    })
-    .await;
+    for stack in STACKS {
+        let (addr, gate) = serve_routes_as(MetricsBuilder::new(), stack).await;
+        let first = tokio::spawn(async move { call(addr, Method::GET, "/gate").await });
+        let (text, _) =
+            support::scrape_until(addr, "one GET in flight", |s| active(s, "GET") == Some(1.0))
+                .await;
+        assert!(text.contains(&format!("# TYPE {ACTIVE} gauge\n")), "{text}");
+        let second = tokio::spawn(async move { call(addr, Method::GET, "/gate").await });
+        support::scrape_until(addr, "two GETs in flight", |s| {
+            active(s, "GET") == Some(2.0)
+        })
+        .await;
 
-    gate.add_permits(1);
-    assert_eq!(first.await.unwrap().body, "released");
-    support::scrape_until(addr, "one GET left", |s| active(s, "GET") == Some(1.0)).await;
-    gate.add_permits(1);
-    assert_eq!(second.await.unwrap().body, "released");
-    let (_, samples) =
-        support::scrape_until(addr, "none in flight", |s| active(s, "GET") == Some(0.0)).await;
-    assert_eq!(
-        sample_value(&samples, DURATION_COUNT, &[("http_route", "/gate")]),
-        Some(2.0)
-    );
+        gate.add_permits(1);
+        assert_eq!(first.await.unwrap().body, "released");
+        support::scrape_until(addr, "one GET left", |s| active(s, "GET") == Some(1.0)).await;
+        gate.add_permits(1);
+        assert_eq!(second.await.unwrap().body, "released");
+        let (_, samples) =
+            support::scrape_until(addr, "none in flight", |s| active(s, "GET") == Some(0.0)).await;
+        assert_eq!(
+            sample_value(&samples, DURATION_COUNT, &[("http_route", "/gate")]),
+            Some(2.0)
+        );
+    }
 }
 
 #[tokio::test]
 async fn a_streaming_response_is_in_flight_until_its_body_ends() {
-    let (addr, _gate) = serve_routes(MetricsBuilder::new()).await;
-    let client = support::client();
-    let response = client
-        .request(support::request(Method::GET, addr, "/stream", &[]))
-        .await
-        .unwrap();
-    // The head has arrived, the body has not.
-    let (_, samples) = support::scrape_until(addr, "the stream in flight", |s| {
-        active(s, "GET") == Some(1.0)
-    })
-    .await;
-    assert_eq!(
-        sample_value(&samples, DURATION_COUNT, &[("http_route", "/stream")]),
-        None,
-        "the duration was recorded before the body ended"
-    );
-    let body = tokio::time::timeout(support::REQUEST_TIMEOUT, response.into_body().collect())
-        .await
-        .unwrap()
-        .unwrap()
-        .to_bytes();
-    assert_eq!(body.len(), "chunk".len() * CHUNKS);
-    support::scrape_until(addr, "the stream done", |s| {
-        active(s, "GET") == Some(0.0)
-            && sample_value(s, DURATION_COUNT, &[("http_route", "/stream")]) == Some(1.0)
-    })
-    .await;
+    for stack in STACKS {
+        let (addr, _gate) = serve_routes_as(MetricsBuilder::new(), stack).await;
+        let client = support::client();
+        let response = client
+            .request(support::request(Method::GET, addr, "/stream", &[]))
+            .await
+            .unwrap();
+        // The head has arrived, the body has not.
+        let (_, samples) = support::scrape_until(addr, "the stream in flight", |s| {
+            active(s, "GET") == Some(1.0)
+        })
+        .await;
+        assert_eq!(
+            sample_value(&samples, DURATION_COUNT, &[("http_route", "/stream")]),
+            None,
+            "the duration was recorded before the body ended"
+        );
+        let body = tokio::time::timeout(support::REQUEST_TIMEOUT, response.into_body().collect())
+            .await
+            .unwrap()
+            .unwrap()
+            .to_bytes();
+        assert_eq!(body.len(), "chunk".len() * CHUNKS);
+        support::scrape_until(addr, "the stream done", |s| {
+            active(s, "GET") == Some(0.0)
+                && sample_value(s, DURATION_COUNT, &[("http_route", "/stream")]) == Some(1.0)
+        })
+        .await;
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -398,48 +436,50 @@ async fn a_streaming_response_is_in_flight_until_its_body_ends() {
 
 #[tokio::test]
 async fn request_and_response_body_sizes_are_recorded() {
-    let (addr, _gate) = serve_routes(MetricsBuilder::new()).await;
-    let request = Request::post(format!("http://{addr}/upload"))
-        .body(Full::new(Bytes::from(vec![b'y'; 1000])))
-        .unwrap();
-    let reply = support::send(&support::client(), request).await;
-    assert_eq!(reply.status, StatusCode::OK);
-    assert_eq!(reply.body.len(), 5000);
+    for stack in STACKS {
+        let (addr, _gate) = serve_routes_as(MetricsBuilder::new(), stack).await;
+        let request = Request::post(format!("http://{addr}/upload"))
+            .body(Full::new(Bytes::from(vec![b'y'; 1000])))
+            .unwrap();
+        let reply = support::send(&support::client(), request).await;
+        assert_eq!(reply.status, StatusCode::OK);
+        assert_eq!(reply.body.len(), 5000);
 
-    let labels = [
-        ("http_request_method", "POST"),
-        ("http_route", "/upload"),
-        ("http_response_status_code", "200"),
-    ];
-    let request_size = "http_server_request_body_size_bytes";
-    let response_size = "http_server_response_body_size_bytes";
-    let (text, samples) = support::scrape_until(addr, "both body sizes", |s| {
-        sample_value(s, &format!("{request_size}_count"), &labels) == Some(1.0)
-            && sample_value(s, &format!("{response_size}_count"), &labels) == Some(1.0)
-    })
-    .await;
-    for name in [request_size, response_size] {
-        assert!(
-            text.contains(&format!("# TYPE {name} histogram\n")),
-            "{text}"
+        let labels = [
+            ("http_request_method", "POST"),
+            ("http_route", "/upload"),
+            ("http_response_status_code", "200"),
+        ];
+        let request_size = "http_server_request_body_size_bytes";
+        let response_size = "http_server_response_body_size_bytes";
+        let (text, samples) = support::scrape_until(addr, "both body sizes", |s| {
+            sample_value(s, &format!("{request_size}_count"), &labels) == Some(1.0)
+                && sample_value(s, &format!("{response_size}_count"), &labels) == Some(1.0)
+        })
+        .await;
+        for name in [request_size, response_size] {
+            assert!(
+                text.contains(&format!("# TYPE {name} histogram\n")),
+                "{text}"
+            );
+            assert!(text.contains(&format!("# UNIT {name} bytes\n")), "{text}");
+        }
+        let req_bucket = format!("{request_size}_bucket");
+        assert_eq!(
+            sample_value(&samples, &format!("{request_size}_sum"), &labels),
+            Some(1000.0)
         );
-        assert!(text.contains(&format!("# UNIT {name} bytes\n")), "{text}");
-    }
-    let req_bucket = format!("{request_size}_bucket");
-    assert_eq!(
-        sample_value(&samples, &format!("{request_size}_sum"), &labels),
-        Some(1000.0)
-    );
-    assert_eq!(bucket(&samples, &req_bucket, &labels, "256"), 0.0);
-    assert_eq!(bucket(&samples, &req_bucket, &labels, "1024"), 1.0);
+        assert_eq!(bucket(&samples, &req_bucket, &labels, "256"), 0.0);
+        assert_eq!(bucket(&samples, &req_bucket, &labels, "1024"), 1.0);
 
-    let res_bucket = format!("{response_size}_bucket");
-    assert_eq!(
-        sample_value(&samples, &format!("{response_size}_sum"), &labels),
-        Some(5000.0)
-    );
-    assert_eq!(bucket(&samples, &res_bucket, &labels, "4096"), 0.0);
-    assert_eq!(bucket(&samples, &res_bucket, &labels, "16384"), 1.0);
+        let res_bucket = format!("{response_size}_bucket");
+        assert_eq!(
+            sample_value(&samples, &format!("{response_size}_sum"), &labels),
+            Some(5000.0)
+        );
+        assert_eq!(bucket(&samples, &res_bucket, &labels, "4096"), 0.0);
+        assert_eq!(bucket(&samples, &res_bucket, &labels, "16384"), 1.0);
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -568,6 +608,8 @@ enum Order {
     TraceOutside,
     /// `.layer(trace).layer(metrics)`: the metrics layer runs first.
     MetricsOutside,
+    /// `.layer(trace.metrics(metrics))`: one layer records both.
+    Combined,
 }
 
 /// `/users/{id}` with the metrics layer and, if given, the trace layer in `order`.
@@ -578,6 +620,7 @@ async fn serve_traced(trace: Option<TraceLayer>, order: Order) -> SocketAddr {
             (None, _) => routes.layer(metrics),
             (Some(trace), Order::TraceOutside) => routes.layer(metrics).layer(trace),
             (Some(trace), Order::MetricsOutside) => routes.layer(trace).layer(metrics),
+            (Some(trace), Order::Combined) => routes.layer(trace.metrics(metrics)),
         }
     });
     support::serve(app).await
@@ -664,6 +707,11 @@ async fn exemplar_links_the_bucket_to_the_trace_with_the_metrics_layer_outside()
     assert_exemplar_links_to_the_trace(Order::MetricsOutside).await;
 }
 
+#[tokio::test]
+async fn exemplar_links_the_bucket_to_the_trace_when_the_trace_layer_records_the_metrics() {
+    assert_exemplar_links_to_the_trace(Order::Combined).await;
+}
+
 async fn assert_no_exemplar(addr: SocketAddr, collector: Option<&InMemoryCollector>) {
     let (text, samples) = wait_for_count(addr, &USER_LABELS, 1.0).await;
     assert!(exemplar_buckets(&samples).is_empty(), "{text}");
@@ -675,7 +723,7 @@ async fn assert_no_exemplar(addr: SocketAddr, collector: Option<&InMemoryCollect
 
 #[tokio::test]
 async fn unsampled_requests_have_no_exemplar_in_either_order() {
-    for order in [Order::TraceOutside, Order::MetricsOutside] {
+    for order in [Order::TraceOutside, Order::MetricsOutside, Order::Combined] {
         let collector = support::collector();
         let layer = TraceLayer::new(collector.clone()).sampler(AlwaysOff);
         let addr = serve_traced(Some(layer), order).await;
@@ -686,7 +734,7 @@ async fn unsampled_requests_have_no_exemplar_in_either_order() {
 
 #[tokio::test]
 async fn a_callers_unsampled_decision_gives_no_exemplar_in_either_order() {
-    for order in [Order::TraceOutside, Order::MetricsOutside] {
+    for order in [Order::TraceOutside, Order::MetricsOutside, Order::Combined] {
         let collector = support::collector();
         let addr = serve_traced(Some(TraceLayer::new(collector.clone())), order).await;
         let traceparent = support::Caller::random().traceparent(false);

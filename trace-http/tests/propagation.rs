@@ -11,7 +11,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::routing::get;
 use trace_core::{InMemoryCollector, Span, SpanKind};
-use trace_http::TraceLayer;
+use trace_http::{TraceIdHeader, TraceLayer};
 
 use support::{Caller, Echo, echo_context};
 
@@ -19,7 +19,7 @@ async fn traced_echo_server() -> (std::net::SocketAddr, Arc<InMemoryCollector>) 
     let collector = support::collector();
     let app = Router::new()
         .route("/echo", get(echo_context))
-        .layer(TraceLayer::new(collector.clone()));
+        .layer(TraceLayer::new(collector.clone()).trace_id_header(TraceIdHeader::TraceResponse));
     (support::serve(app).await, collector)
 }
 
@@ -195,9 +195,11 @@ async fn b3_ids_without_a_sampling_decision_continue_the_trace_and_let_us_decide
 #[tokio::test]
 async fn b3_deferred_decision_follows_our_sampler() {
     let collector = support::collector();
-    let app = Router::new()
-        .route("/echo", get(echo_context))
-        .layer(TraceLayer::new(collector.clone()).sampler(trace_core::sampler::AlwaysOff));
+    let app = Router::new().route("/echo", get(echo_context)).layer(
+        TraceLayer::new(collector.clone())
+            .sampler(trace_core::sampler::AlwaysOff)
+            .trace_id_header(TraceIdHeader::TraceResponse),
+    );
     let addr = support::serve(app).await;
     let caller = Caller::random();
     let (trace, span) = (caller.trace_id.to_string(), caller.span_id.to_string());

@@ -15,9 +15,9 @@ use axum::routing::get;
 use http::Method;
 use serde_json::Value;
 use trace_core::{InMemoryCollector, TraceId};
-use trace_http::TraceLayer;
 use trace_http::context::RequestContext;
 use trace_http::viewer::TraceViewer;
+use trace_http::{TraceIdHeader, TraceLayer};
 
 use viewer_app::{DEBUG_ID, Demo, SLOW, Traffic, VIEWER};
 
@@ -195,12 +195,20 @@ async fn a_trace_across_two_services_is_a_nested_waterfall() {
             .any(|a| a["key"] == "http.response.status_code" && a["value"] == 200),
         "integers stay numbers: {attributes:?}"
     );
-    let events = spans[0]["events"].as_array().unwrap();
+    assert_eq!(trace["summary"]["span_count"], 3);
+}
+
+#[tokio::test]
+async fn a_spans_events_are_listed_with_it() {
+    let (demo, t) = demo_with_traffic().await;
+    let (status, trace) = api(&demo, &format!("/api/traces/{}", t.slow)).await;
+    assert_eq!(status, 200, "{trace}");
+    // The slow response streams its body: its first byte went out before its end.
+    let events = trace["spans"][0]["events"].as_array().unwrap();
     assert!(
         events.iter().any(|e| e["name"] == "first byte sent"),
         "{events:?}"
     );
-    assert_eq!(trace["summary"]["span_count"], 3);
 }
 
 #[tokio::test]
@@ -342,7 +350,11 @@ async fn the_store_bounds_traces_and_spans_per_trace_and_counts_evictions() {
     let app = Router::new()
         .route("/one", get(|| async { "one" }))
         .route("/busy", get(busy))
-        .layer(TraceLayer::new(store.clone()).service_name("bounded"))
+        .layer(
+            TraceLayer::new(store.clone())
+                .service_name("bounded")
+                .trace_id_header(TraceIdHeader::TraceResponse),
+        )
         .nest_service(VIEWER, TraceViewer::new(store.clone()));
     let addr = support::serve(app).await;
     let demo = Demo {

@@ -15,8 +15,8 @@ use axum::routing;
 use http::StatusCode;
 use trace_core::sampler::AlwaysOff;
 use trace_core::{InMemoryCollector, Span, SpanKind, Status, Value};
-use trace_http::TraceLayer;
 use trace_http::context::RequestContext;
+use trace_http::{TraceIdHeader, TraceLayer};
 use trace_tracing::{TracewireLayer, TracingSpanExt, WithTraceIds};
 use tracing::Instrument;
 use tracing_subscriber::fmt::format;
@@ -107,7 +107,7 @@ async fn context_handler(RequestContext(request): RequestContext) -> String {
 }
 
 fn app(collector: &Arc<InMemoryCollector>, sampled: bool) -> Router {
-    let layer = TraceLayer::new(collector.clone());
+    let layer = TraceLayer::new(collector.clone()).trace_id_header(TraceIdHeader::TraceResponse);
     let layer = if sampled {
         layer
     } else {

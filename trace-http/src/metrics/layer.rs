@@ -337,3 +337,10 @@ impl<S> Layer<S> for ClientMetricsLayer {
         ClientMetricsService::new(inner, self.metrics.clone())
     }
 }
+
+impl MetricsLayer {
+    /// The metrics this layer records into, for the trace layer to record them itself.
+    pub(crate) fn server_metrics(&self) -> &Arc<ServerMetrics> {
+        &self.metrics
+    }
+}

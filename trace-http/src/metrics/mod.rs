@@ -14,6 +14,7 @@ mod service;
 pub use endpoint::{
     MetricsEndpoint, OPENMETRICS_CONTENT_TYPE, PROMETHEUS_CONTENT_TYPE, metrics_service,
 };
+pub(crate) use layer::ServerMetrics;
 pub use layer::{
     ClientMetricsLayer, DEFAULT_MAX_SERIES, DURATION_BUCKETS, DurationEnd, MetricsBuilder,
     MetricsLayer,

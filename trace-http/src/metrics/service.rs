@@ -66,34 +66,12 @@ where
     }
 
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
-        let metrics = &self.metrics;
         let start = request_start(request.extensions());
-        let (method, _) = semconv::method_name(request.method());
-        let route = matched_route(&request).map(|route| metrics.routes.get(route));
-        let request_size = content_length(request.headers());
         let exemplar = request
             .extensions()
             .get::<SpanContext>()
             .and_then(TraceExemplar::of);
-        let active = metrics.active(method).cloned().map(ActiveRequest::start);
-        let observer = MetricsObserver {
-            start,
-            exemplar,
-            status: None,
-            error: None,
-            duration_recorded: false,
-            target: Target::Server {
-                metrics: metrics.clone(),
-                labels: ServerLabels {
-                    method,
-                    route,
-                    status: None,
-                    error: None,
-                },
-                request_size,
-                _active: active,
-            },
-        };
+        let observer = MetricsObserver::server(&self.metrics, &request, start, exemplar);
         MetricsFuture {
             inner: self.inner.call(request),
             observer: Some(observer),
@@ -202,11 +180,70 @@ pub struct MetricsObserver {
 }
 
 impl MetricsObserver {
+    /// The observer of a server request starting at `start` (the trace layer builds one too when
+    /// it records the metrics itself).
+    pub(crate) fn server<B>(
+        metrics: &Arc<ServerMetrics>,
+        request: &Request<B>,
+        start: Instant,
+        exemplar: Option<TraceExemplar>,
+    ) -> Self {
+        let (method, _) = semconv::method_name(request.method());
+        let route = matched_route(request).map(|route| metrics.routes.get(route));
+        let active = metrics.active(method).cloned().map(ActiveRequest::start);
+        MetricsObserver {
+            start,
+            exemplar,
+            status: None,
+            error: None,
+            duration_recorded: false,
+            target: Target::Server {
+                metrics: metrics.clone(),
+                labels: ServerLabels {
+                    method,
+                    route,
+                    status: None,
+                    error: None,
+                },
+                request_size: content_length(request.headers()),
+                _active: active,
+            },
+        }
+    }
+
+    /// The response head is ready with `status`: an error from `failures_from` on, and the
+    /// duration recorded now when it is configured to end at the head.
+    pub(crate) fn on_response(&mut self, status: StatusCode, failures_from: u16) {
+        self.status = Some(status);
+        if status.as_u16() >= failures_from {
+            self.error = Some(ErrorType::Status);
+        }
+        if self.duration_ends_at_headers() {
+            self.record(true, None, Instant::now());
+        }
+    }
+
+    /// The inner service failed: no response, nothing more to wait for.
+    pub(crate) fn on_error(mut self) {
+        self.error = Some(ErrorType::Other);
+        self.record(true, Some(None), Instant::now());
+    }
+
+    /// The body ended at `now` (a reading the caller shares with the span).
+    pub(crate) fn on_end_at(mut self, end: &BodyEnd<'_>, bytes: u64, now: Instant) {
+        if let BodyEnd::Error(_) = end
+            && self.error.is_none()
+        {
+            self.error = Some(ErrorType::ResponseBody);
+        }
+        self.record(true, Some(Some(bytes)), now);
+    }
+
     /// Records the duration (once) and, with `sizes`, the body sizes, in one series lookup.
-    fn record(&mut self, duration: bool, sizes: Option<Option<u64>>) {
+    fn record(&mut self, duration: bool, sizes: Option<Option<u64>>, now: Instant) {
         let duration = duration && !self.duration_recorded;
         self.duration_recorded |= duration;
-        let seconds = self.start.elapsed().as_secs_f64();
+        let seconds = now.saturating_duration_since(self.start).as_secs_f64();
         let (status, error, exemplar) = (self.status, self.error, self.exemplar);
         match &mut self.target {
             Target::Server {
@@ -256,13 +293,8 @@ impl Observe for MetricsObserver {
 
     fn on_trailers(&mut self, _trailers: &HeaderMap) {}
 
-    fn on_end(mut self, end: BodyEnd<'_>, bytes: u64) {
-        if let BodyEnd::Error(_) = end
-            && self.error.is_none()
-        {
-            self.error = Some(ErrorType::ResponseBody);
-        }
-        self.record(true, Some(Some(bytes)));
+    fn on_end(self, end: BodyEnd<'_>, bytes: u64) {
+        self.on_end_at(&end, bytes, Instant::now());
     }
 }
 
@@ -294,11 +326,6 @@ where
         };
         match result {
             Ok(response) => {
-                let status = response.status();
-                observer.status = Some(status);
-                if status.as_u16() >= *this.failures_from {
-                    observer.error = Some(ErrorType::Status);
-                }
                 if observer.exemplar.is_none() {
                     // The trace layer, when inside this one, hands the sampled context back on
                     // the response.
@@ -307,16 +334,13 @@ where
                         .get::<SpanContext>()
                         .and_then(TraceExemplar::of);
                 }
-                if observer.duration_ends_at_headers() {
-                    observer.record(true, None);
-                }
+                observer.on_response(response.status(), *this.failures_from);
                 Poll::Ready(Ok(
                     response.map(|body| ResponseBody::new(body, Some(observer)))
                 ))
             }
             Err(error) => {
-                observer.error = Some(ErrorType::Other);
-                observer.record(true, Some(None));
+                observer.on_error();
                 Poll::Ready(Err(error))
             }
         }

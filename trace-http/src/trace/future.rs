@@ -9,6 +9,7 @@ use trace_core::{SpanRecorder, Status};
 use super::SpanObserver;
 use crate::body::ResponseBody;
 use crate::context::WithContext;
+use crate::metrics::MetricsObserver;
 use crate::semconv;
 
 pin_project! {
@@ -18,6 +19,7 @@ pin_project! {
         #[pin]
         inner: WithContext<F>,
         span: Option<SpanRecorder>,
+        metrics: Option<MetricsObserver>,
         trace_id_header: Option<(HeaderName, HeaderValue)>,
         failures_from: u16,
         head_request: bool,
@@ -39,12 +41,14 @@ impl<F> ResponseFuture<F> {
     pub(crate) fn server(
         inner: WithContext<F>,
         span: SpanRecorder,
+        metrics: Option<MetricsObserver>,
         trace_id_header: Option<(HeaderName, HeaderValue)>,
         head_request: bool,
     ) -> Self {
         Self {
             inner,
             span: Some(span),
+            metrics,
             trace_id_header,
             failures_from: 500,
             head_request,
@@ -56,6 +60,7 @@ impl<F> ResponseFuture<F> {
         Self {
             inner: WithContext::new(None, inner),
             span: Some(span),
+            metrics: None,
             trace_id_header: None,
             failures_from: 400,
             head_request,
@@ -104,13 +109,25 @@ where
                     || status.is_informational()
                     || status == StatusCode::NO_CONTENT
                     || status == StatusCode::NOT_MODIFIED;
-                if bodyless && span.is_recording() {
-                    span.set_attribute(semconv::HTTP_RESPONSE_BODY_SIZE, 0_i64);
+                let mut metrics = this.metrics.take();
+                if let Some(metrics) = &mut metrics {
+                    metrics.on_response(status, *this.failures_from);
                 }
-                let observer = (span.is_recording() && !bodyless).then_some(SpanObserver { span });
+                if bodyless {
+                    if span.is_recording() {
+                        span.set_attribute(semconv::HTTP_RESPONSE_BODY_SIZE, 0_i64);
+                    }
+                    // Complete with its head: the span ends now.
+                    drop(std::mem::take(&mut span));
+                }
+                let observer = (span.is_recording() || metrics.is_some())
+                    .then_some(SpanObserver { span, metrics });
                 Poll::Ready(Ok(response.map(|body| ResponseBody::new(body, observer))))
             }
             Err(error) => {
+                if let Some(metrics) = this.metrics.take() {
+                    metrics.on_error();
+                }
                 span.set_attribute(semconv::ERROR_TYPE, "_OTHER");
                 span.set_status(Status::error(error.to_string()));
                 Poll::Ready(Err(error))

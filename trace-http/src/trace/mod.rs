@@ -2,19 +2,22 @@
 
 mod future;
 mod layer;
+mod names;
 mod service;
+
+use std::time::Instant;
 
 use http::HeaderMap;
 use trace_core::{SpanRecorder, Status};
 
 pub use future::ResponseFuture;
 pub use layer::{TraceIdHeader, TraceLayer};
+pub(crate) use names::span_name;
 pub use service::TraceService;
-pub(crate) use service::{
-    matched_route, response_header, server_context, span_name, split_host_port,
-};
+pub(crate) use service::{matched_route, response_header, server_context, split_host_port};
 
 use crate::body::private::{BodyEnd, Observe};
+use crate::metrics::MetricsObserver;
 use crate::semconv;
 
 /// Ends a request's span when its response body ends. The observer of the trace layers'
@@ -22,6 +25,8 @@ use crate::semconv;
 #[derive(Debug)]
 pub struct SpanObserver {
     pub(crate) span: SpanRecorder,
+    /// The request metrics, when the trace layer records them itself.
+    pub(crate) metrics: Option<MetricsObserver>,
 }
 
 impl Observe for SpanObserver {
@@ -32,17 +37,25 @@ impl Observe for SpanObserver {
     fn on_trailers(&mut self, _trailers: &HeaderMap) {}
 
     fn on_end(mut self, end: BodyEnd<'_>, bytes: u64) {
-        self.span
-            .set_attribute(semconv::HTTP_RESPONSE_BODY_SIZE, bytes);
-        match end {
-            BodyEnd::Complete => {}
-            BodyEnd::Error(error) => {
-                self.span
-                    .set_attribute(semconv::ERROR_TYPE, "response_body");
-                self.span
-                    .set_status(Status::error(format!("response body failed: {error}")));
+        // One clock reading ends both the span and the duration.
+        let now = Instant::now();
+        if self.span.is_recording() {
+            self.span
+                .set_attribute(semconv::HTTP_RESPONSE_BODY_SIZE, bytes);
+            match end {
+                BodyEnd::Complete => {}
+                BodyEnd::Error(error) => {
+                    self.span
+                        .set_attribute(semconv::ERROR_TYPE, "response_body");
+                    self.span
+                        .set_status(Status::error(format!("response body failed: {error}")));
+                }
+                BodyEnd::Dropped => self.span.set_attribute(semconv::RESPONSE_ABORTED, true),
             }
-            BodyEnd::Dropped => self.span.set_attribute(semconv::RESPONSE_ABORTED, true),
         }
+        if let Some(metrics) = self.metrics.take() {
+            metrics.on_end_at(&end, bytes, now);
+        }
+        self.span.end_at(now);
     }
 }

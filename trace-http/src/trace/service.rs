@@ -1,6 +1,7 @@
 use std::borrow::Cow;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Instant;
 
 use http::{HeaderMap, HeaderName, HeaderValue, Request, Response};
 use tower_service::Service;
@@ -9,8 +10,10 @@ use trace_core::{SpanContext, SpanKind, SpanRecorder, StringValue};
 
 use super::future::ResponseFuture;
 use super::layer::{TraceConfig, TraceIdHeader};
+use super::names::span_name;
 use crate::RequestStart;
 use crate::context::WithContext;
+use crate::metrics::{MetricsObserver, TraceExemplar};
 use crate::semconv;
 
 /// The service [`TraceLayer`](super::TraceLayer) wraps around another.
@@ -58,35 +61,39 @@ where
         let route = matched_route(&request);
         let (method, _) = semconv::method_name(request.method());
         let context = server_context(config, request.headers(), route.unwrap_or(method));
+        // A layer outside this one may have read the clocks already: share its readings.
+        let outer_start = request.extensions().get::<RequestStart>().copied();
 
         let mut span = SpanRecorder::disabled();
         let mut trace_id_header = None;
-        let mut new_start = None;
+        let mut started = outer_start.map(|start| start.instant);
         if context.is_sampled() {
-            let start = match request.extensions().get::<RequestStart>() {
-                Some(start) => *start,
-                None => *new_start.insert(RequestStart::now()),
-            };
-            let name = span_name(method, route);
+            let start = outer_start.unwrap_or_else(RequestStart::now);
+            started = Some(start.instant);
             span = SpanRecorder::start_at(
                 context.clone(),
-                name,
+                span_name(method, route),
                 SpanKind::Server,
                 start.time,
                 start.instant,
             );
             record_request(&mut span, &request, config, route);
             trace_id_header = response_header(&config.trace_id_header, &context);
+            if outer_start.is_none() {
+                request.extensions_mut().insert(start);
+            }
         }
-        if let Some(start) = new_start {
-            request.extensions_mut().insert(start);
-        }
+        let metrics = config.metrics.as_ref().map(|metrics| {
+            let started = started.unwrap_or_else(Instant::now);
+            MetricsObserver::server(metrics, &request, started, TraceExemplar::of(&context))
+        });
         request.extensions_mut().insert(context.clone());
         let head_request = request.method() == http::Method::HEAD;
         let future = self.inner.call(request);
         ResponseFuture::server(
             WithContext::new(Some(context), future),
             span,
+            metrics,
             trace_id_header,
             head_request,
         )
@@ -106,16 +113,6 @@ pub(crate) fn server_context(config: &TraceConfig, headers: &HeaderMap, name: &s
     extracted
         .into_span_context(&*config.sampler, name)
         .with_collector(config.collector.clone())
-}
-
-/// `{METHOD} {route}`, or the method alone; `HTTP` stands for a method the conventions do not
-/// know, as they ask (`_OTHER` is for the attribute only).
-pub(crate) fn span_name(method: &'static str, route: Option<&str>) -> Cow<'static, str> {
-    let method = if method == "_OTHER" { "HTTP" } else { method };
-    match route {
-        Some(route) => Cow::Owned(format!("{method} {route}")),
-        None => Cow::Borrowed(method),
-    }
 }
 
 /// The route template axum matched, such as `/users/{id}`: bounded cardinality, unlike the path.

@@ -16,7 +16,7 @@ use axum::routing::get;
 use trace_core::sampler::AlwaysOff;
 use trace_core::{InMemoryCollector, TraceId};
 use trace_http::viewer::TraceViewer;
-use trace_http::{ClientTraceLayer, TraceLayer};
+use trace_http::{ClientTraceLayer, TraceIdHeader, TraceLayer};
 
 use crate::support::{self, Reply, echo_context};
 
@@ -59,24 +59,64 @@ async fn fail() -> (StatusCode, &'static str) {
     (StatusCode::INTERNAL_SERVER_ERROR, "failed")
 }
 
-async fn slow() -> &'static str {
-    tokio::time::sleep(SLOW).await;
-    "slow"
+/// Streams "sl", waits, then "ow": a response whose first byte goes out well before its end.
+async fn slow() -> axum::body::Body {
+    axum::body::Body::new(SlowBody {
+        sent: 0,
+        pause: Box::pin(tokio::time::sleep(SLOW)),
+    })
+}
+
+struct SlowBody {
+    sent: u8,
+    pause: std::pin::Pin<Box<tokio::time::Sleep>>,
+}
+
+impl http_body::Body for SlowBody {
+    type Data = bytes::Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        use std::task::Poll;
+        let chunk = match self.sent {
+            0 => "sl",
+            1 => {
+                if self.pause.as_mut().poll(cx).is_pending() {
+                    return Poll::Pending;
+                }
+                "ow"
+            }
+            _ => return Poll::Ready(None),
+        };
+        self.sent += 1;
+        Poll::Ready(Some(Ok(http_body::Frame::data(bytes::Bytes::from_static(
+            chunk.as_bytes(),
+        )))))
+    }
 }
 
 /// Starts A, B and C over `store`.
 pub(crate) async fn start(store: Arc<InMemoryCollector>) -> Demo {
     let b = support::serve(
-        Router::new()
-            .route("/hop", get(echo_context))
-            .layer(TraceLayer::new(store.clone()).service_name("b")),
+        Router::new().route("/hop", get(echo_context)).layer(
+            TraceLayer::new(store.clone())
+                .service_name("b")
+                .trace_id_header(TraceIdHeader::TraceResponse),
+        ),
     )
     .await;
     let a_app = support::calling_app(b, ClientTraceLayer::new())
         .route("/users/{id}", get(user))
         .route("/fail", get(fail))
         .route("/slow", get(slow))
-        .layer(TraceLayer::new(store.clone()).service_name("a"))
+        .layer(
+            TraceLayer::new(store.clone())
+                .service_name("a")
+                .trace_id_header(TraceIdHeader::TraceResponse),
+        )
         // After the layer, so that looking at traces makes none.
         .nest_service(VIEWER, TraceViewer::new(store.clone()));
     let a = support::serve(a_app).await;
