@@ -298,6 +298,8 @@ where
 /// - `trace_and_metrics_{sampled,unsampled}` − `no_layer`: `TraceLayer` (no-op collector,
 ///   `AlwaysOn` / `AlwaysOff`) outside `MetricsLayer`, as the README layers them; the
 ///   `trace_only_*` cases give the metrics layer's share of the pair;
+/// - `trace_with_metrics_{sampled,unsampled}` − `no_layer`: the same pair as one layer
+///   (`TraceLayer::metrics`), sharing one future, body wrapper and clock pair;
 /// - `router_metrics` − `router_no_layer`: a real `axum::Router` with the layer on its routes
 ///   (`Router::layer`, the route in `MatchedPath`), and `router_identity_layer`, the same router
 ///   with a layer that does nothing, for axum's own cost of layering a route (two allocations a
@@ -374,6 +376,18 @@ fn metrics_layer(c: &mut Criterion) {
         &mut group,
         "trace_only_unsampled",
         unsampled.layer(bare()),
+        || plain.clone(),
+    );
+    bench_case(
+        &mut group,
+        "trace_with_metrics_sampled",
+        sampled.clone().metrics(metrics()).layer(bare()),
+        || plain.clone(),
+    );
+    bench_case(
+        &mut group,
+        "trace_with_metrics_unsampled",
+        unsampled.clone().metrics(metrics()).layer(bare()),
         || plain.clone(),
     );
 

@@ -136,30 +136,15 @@ fn content_length(headers: &HeaderMap) -> Option<u64> {
         .ok()
 }
 
-/// Counts a request in flight until dropped.
-#[derive(Debug)]
-struct ActiveRequest(Gauge);
-
-impl ActiveRequest {
-    fn start(gauge: Gauge) -> Self {
-        gauge.inc();
-        Self(gauge)
-    }
-}
-
-impl Drop for ActiveRequest {
-    fn drop(&mut self) {
-        self.0.dec();
-    }
-}
-
 #[derive(Debug)]
 enum Target {
     Server {
         metrics: Arc<ServerMetrics>,
         labels: ServerLabels,
         request_size: Option<u64>,
-        _active: Option<ActiveRequest>,
+        /// Counted in `http_server_active_requests` (uncounted when the observer is dropped,
+        /// through the same `metrics`: no gauge handle cloned per request).
+        in_flight: bool,
     },
     Client {
         metrics: Arc<ClientMetrics>,
@@ -190,7 +175,7 @@ impl MetricsObserver {
     ) -> Self {
         let (method, _) = semconv::method_name(request.method());
         let route = matched_route(request).map(|route| metrics.routes.get(route));
-        let active = metrics.active(method).cloned().map(ActiveRequest::start);
+        let in_flight = metrics.active(method).map(Gauge::inc).is_some();
         MetricsObserver {
             start,
             exemplar,
@@ -206,7 +191,7 @@ impl MetricsObserver {
                     error: None,
                 },
                 request_size: content_length(request.headers()),
-                _active: active,
+                in_flight,
             },
         }
     }
@@ -285,6 +270,21 @@ impl MetricsObserver {
 
     fn duration_ends_at_headers(&self) -> bool {
         matches!(&self.target, Target::Server { metrics, .. } if metrics.duration_end == DurationEnd::Headers)
+    }
+}
+
+impl Drop for MetricsObserver {
+    fn drop(&mut self) {
+        if let Target::Server {
+            metrics,
+            labels,
+            in_flight: true,
+            ..
+        } = &self.target
+            && let Some(gauge) = metrics.active(labels.method)
+        {
+            gauge.dec();
+        }
     }
 }
 

@@ -20,7 +20,7 @@ pin_project! {
         inner: WithContext<F>,
         span: Option<SpanRecorder>,
         metrics: Option<MetricsObserver>,
-        trace_id_header: Option<(HeaderName, HeaderValue)>,
+        trace_id_header: Option<Box<(HeaderName, HeaderValue)>>,
         failures_from: u16,
         head_request: bool,
     }
@@ -42,7 +42,7 @@ impl<F> ResponseFuture<F> {
         inner: WithContext<F>,
         span: SpanRecorder,
         metrics: Option<MetricsObserver>,
-        trace_id_header: Option<(HeaderName, HeaderValue)>,
+        trace_id_header: Option<Box<(HeaderName, HeaderValue)>>,
         head_request: bool,
     ) -> Self {
         Self {
@@ -95,12 +95,15 @@ where
                         span.set_status(Status::error(status.to_string()));
                     }
                 }
-                if let Some((name, value)) = this.trace_id_header.take() {
+                if let Some((name, value)) = this.trace_id_header.take().map(|header| *header) {
                     response.headers_mut().append(name, value);
                 }
                 // A metrics layer outside this one reads the sampled context here for its
-                // exemplar (the request it saw did not have the context yet).
-                if let Some(context) = span.context() {
+                // exemplar (the request it saw did not have the context yet). Not needed when
+                // this layer records the metrics itself.
+                if this.metrics.is_none()
+                    && let Some(context) = span.context()
+                {
                     response.extensions_mut().insert(context.clone());
                 }
                 // hyper discards, unread, the body of a response that cannot have one (to HEAD,

@@ -78,8 +78,10 @@ where
                 start.instant,
             );
             record_request(&mut span, &request, config, route);
-            trace_id_header = response_header(&config.trace_id_header, &context);
-            if outer_start.is_none() {
+            trace_id_header = response_header(&config.trace_id_header, &context).map(Box::new);
+            // For a layer inside this one, so that it reads no clock of its own (not needed when
+            // this layer records the metrics itself).
+            if outer_start.is_none() && config.metrics.is_none() {
                 request.extensions_mut().insert(start);
             }
         }
@@ -110,9 +112,14 @@ pub(crate) fn server_context(config: &TraceConfig, headers: &HeaderMap, name: &s
             .iter()
             .find_map(|header| headers.get(header).and_then(debug_id));
     }
-    extracted
-        .into_span_context(&*config.sampler, name)
-        .with_collector(config.collector.clone())
+    let context = extracted.into_span_context(&*config.sampler, name);
+    // An unsampled context records nothing, here or in its children: it needs no collector
+    // (and skips two reference-count updates per request on a handle every worker shares).
+    if context.is_sampled() {
+        context.with_collector(config.collector.clone())
+    } else {
+        context
+    }
 }
 
 /// The route template axum matched, such as `/users/{id}`: bounded cardinality, unlike the path.
@@ -173,9 +180,18 @@ fn record_request<B>(
         Some(other) => Cow::Owned(other.to_owned()),
     };
     span.set_attribute(semconv::URL_SCHEME, scheme);
-    let host = request
-        .headers()
-        .get(http::header::HOST)
+    // One pass over the headers for the three read here, rather than a hashed lookup each.
+    let (mut host_header, mut agent, mut length) = (None, None, None);
+    for (name, value) in request.headers() {
+        if *name == http::header::HOST {
+            host_header.get_or_insert(value);
+        } else if *name == http::header::USER_AGENT {
+            agent.get_or_insert(value);
+        } else if *name == http::header::CONTENT_LENGTH {
+            length.get_or_insert(value);
+        }
+    }
+    let host = host_header
         .and_then(|h| h.to_str().ok())
         .or_else(|| uri.authority().map(http::uri::Authority::as_str));
     if let Some((address, port)) = host.and_then(split_host_port) {
@@ -187,20 +203,14 @@ fn record_request<B>(
     if let Some(version) = semconv::protocol_version(request.version()) {
         span.set_attribute(semconv::NETWORK_PROTOCOL_VERSION, version);
     }
-    if let Some(agent) = request
-        .headers()
-        .get(http::header::USER_AGENT)
-        .and_then(|v| v.to_str().ok())
-    {
+    if let Some(agent) = agent.and_then(|v| v.to_str().ok()) {
         span.set_attribute(semconv::USER_AGENT_ORIGINAL, StringValue::copied(agent));
     }
     if let Some(peer) = client_address(request) {
         span.set_attribute(semconv::CLIENT_ADDRESS, ip_text(peer.ip()));
         span.set_attribute(semconv::CLIENT_PORT, i64::from(peer.port()));
     }
-    if let Some(size) = request
-        .headers()
-        .get(http::header::CONTENT_LENGTH)
+    if let Some(size) = length
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok())
     {

@@ -28,8 +28,11 @@ pub(crate) async fn app(
         .route("/slow", get(slow))
         .route("/fail", get(fail))
         .route("/stream", get(stream))
-        .layer(telemetry.http_metrics())
-        .layer(telemetry.trace_layer("front"))
+        .layer(
+            telemetry
+                .trace_layer("front")
+                .metrics(telemetry.http_metrics()),
+        )
         .with_state(users)
         .route_service("/metrics", telemetry.metrics_service())
         .nest_service("/debug/traces", telemetry.viewer()))

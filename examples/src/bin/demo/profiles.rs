@@ -48,10 +48,11 @@ pub(crate) async fn serve(
     telemetry: Telemetry,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let app = Router::new()
-        .route("/profiles/{id}", get(profile))
-        .layer(telemetry.http_metrics())
-        .layer(telemetry.trace_layer("profiles"));
+    let app = Router::new().route("/profiles/{id}", get(profile)).layer(
+        telemetry
+            .trace_layer("profiles")
+            .metrics(telemetry.http_metrics()),
+    );
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await
