@@ -156,7 +156,6 @@ pub struct OtlpEncoder {
     protobuf: protobuf::FixedParts,
     #[cfg(feature = "otlp-http")]
     json: Option<json::JsonFixedParts>,
-    span_lens: Vec<usize>,
 }
 
 impl OtlpEncoder {
@@ -168,7 +167,6 @@ impl OtlpEncoder {
             protobuf: protobuf::FixedParts::new(resource, SCOPE_NAME, SDK_VERSION),
             #[cfg(feature = "otlp-http")]
             json: None,
-            span_lens: Vec::new(),
         }
     }
 
@@ -179,7 +177,7 @@ impl OtlpEncoder {
 
     /// Appends the protobuf `ExportTraceServiceRequest` for `spans` to `buf`.
     pub fn encode_protobuf(&mut self, spans: &[Span], buf: &mut Vec<u8>) {
-        protobuf::encode_request(&self.protobuf, spans, &mut self.span_lens, buf);
+        protobuf::encode_request(&self.protobuf, spans, buf);
     }
 
     /// Appends the OTLP/JSON `ExportTraceServiceRequest` for `spans` to `buf`.
