@@ -603,6 +603,254 @@ mod tests {
         assert_eq!(value, Some(&any_value::Value::StringValue(long)));
     }
 
+    /// What the independent `opentelemetry-proto` decoder should find for `span`, built field by
+    /// field from the span itself (not from anything the encoder computes).
+    fn expected(span: &Span) -> opentelemetry_proto::tonic::trace::v1::Span {
+        use opentelemetry_proto::tonic::common::v1::{self as common, any_value};
+        use opentelemetry_proto::tonic::trace::v1 as trace;
+
+        fn any(value: &Value) -> common::AnyValue {
+            let text = |s: &trace_core::StringValue| any_value::Value::StringValue(s.to_string());
+            let value = match value {
+                Value::String(s) => text(s),
+                Value::Bool(b) => any_value::Value::BoolValue(*b),
+                Value::I64(i) => any_value::Value::IntValue(*i),
+                Value::F64(x) => any_value::Value::DoubleValue(*x),
+                Value::Array(array) => {
+                    let values: Vec<any_value::Value> = match array {
+                        Array::Bool(v) => {
+                            v.iter().map(|b| any_value::Value::BoolValue(*b)).collect()
+                        }
+                        Array::I64(v) => v.iter().map(|i| any_value::Value::IntValue(*i)).collect(),
+                        Array::F64(v) => v
+                            .iter()
+                            .map(|x| any_value::Value::DoubleValue(*x))
+                            .collect(),
+                        Array::String(v) => v.iter().map(text).collect(),
+                    };
+                    any_value::Value::ArrayValue(common::ArrayValue {
+                        values: values
+                            .into_iter()
+                            .map(|value| common::AnyValue { value: Some(value) })
+                            .collect(),
+                    })
+                }
+            };
+            common::AnyValue { value: Some(value) }
+        }
+        fn attributes(kvs: &[KeyValue]) -> Vec<common::KeyValue> {
+            kvs.iter()
+                .map(|kv| common::KeyValue {
+                    key: kv.key.to_string(),
+                    value: Some(any(&kv.value)),
+                    ..Default::default()
+                })
+                .collect()
+        }
+        let nanos = |time: SystemTime| {
+            time.duration_since(SystemTime::UNIX_EPOCH)
+                .expect("after the epoch")
+                .as_nanos() as u64
+        };
+        trace::Span {
+            trace_id: span.trace_id.to_bytes().to_vec(),
+            span_id: span.span_id.to_bytes().to_vec(),
+            trace_state: span.trace_state.header_value().unwrap_or("").to_owned(),
+            parent_span_id: span
+                .parent_span_id
+                .map_or_else(Vec::new, |id| id.to_bytes().to_vec()),
+            flags: u32::from(span.flags.is_sampled()),
+            name: span.name.to_string(),
+            kind: span_kind(span.kind) as i32,
+            start_time_unix_nano: nanos(span.start_time),
+            end_time_unix_nano: nanos(span.start_time + span.duration),
+            attributes: attributes(&span.attributes),
+            events: span
+                .events
+                .iter()
+                .map(|event| trace::span::Event {
+                    time_unix_nano: nanos(event.time),
+                    name: event.name.to_string(),
+                    attributes: attributes(&event.attributes),
+                    ..Default::default()
+                })
+                .collect(),
+            links: span
+                .links
+                .iter()
+                .map(|link| trace::span::Link {
+                    trace_id: link.trace_id.to_bytes().to_vec(),
+                    span_id: link.span_id.to_bytes().to_vec(),
+                    trace_state: link.trace_state.header_value().unwrap_or("").to_owned(),
+                    attributes: attributes(&link.attributes),
+                    ..Default::default()
+                })
+                .collect(),
+            status: match &span.status {
+                Status::Unset => None,
+                Status::Ok => Some(trace::Status {
+                    message: String::new(),
+                    code: 1,
+                }),
+                Status::Error { message } => Some(trace::Status {
+                    message: message.to_string(),
+                    code: 2,
+                }),
+            },
+            ..Default::default()
+        }
+    }
+
+    /// A span whose strings are held every way a `StringValue` can hold them (static, shared,
+    /// owned, inline; ASCII and not), padded with `padding` bytes of one attribute so that tests
+    /// can put its encoded size either side of a length prefix's width.
+    fn span_with_strings(index: u64, padding: usize, event_padding: usize) -> Span {
+        use trace_core::{Event, Link, SpanId, StringValue, TraceId, TraceState};
+        let shared: std::sync::Arc<str> = "/ünï/{id}".into();
+        let start = SystemTime::UNIX_EPOCH + std::time::Duration::from_nanos(1_700_000_000_123);
+        Span {
+            name: "GET /ünï/{id}".into(),
+            kind: SpanKind::Server,
+            trace_id: TraceId::from_u128(u128::from(index) + 1).expect("non-zero"),
+            span_id: SpanId::from_u64(index + 1).expect("non-zero"),
+            parent_span_id: (index % 2 == 0).then(|| SpanId::from_u64(99).expect("non-zero")),
+            flags: TraceFlags::SAMPLED,
+            trace_state: TraceState::EMPTY,
+            debug_id: None,
+            start_time: start,
+            duration: std::time::Duration::from_micros(850),
+            status: if index % 3 == 0 {
+                Status::error("bröken")
+            } else {
+                Status::Ok
+            },
+            attributes: vec![
+                KeyValue::new("static", "GET"),
+                KeyValue::new("shared", shared),
+                KeyValue::new("owned", "ö".repeat(100)),
+                KeyValue::new("inline", StringValue::copied("ünï ✓")),
+                KeyValue::new("inline.full", StringValue::copied(&"x".repeat(22))),
+                KeyValue::new("empty", StringValue::copied("")),
+                KeyValue::new("", "empty key"),
+                KeyValue::new("negative", -5_i64),
+                KeyValue::new("port", 40_123_i64),
+                KeyValue::new("flag", true),
+                KeyValue::new("ratio", 0.25),
+                KeyValue::new(
+                    "strings",
+                    Array::String(vec![StringValue::copied("ä"), "b".into()]),
+                ),
+                KeyValue::new("ints", Array::I64(vec![1, -1, 300])),
+                KeyValue::new("padding", StringValue::copied(&"p".repeat(padding))),
+            ],
+            events: vec![
+                Event {
+                    name: "first byte sent".into(),
+                    time: start + std::time::Duration::from_micros(700),
+                    attributes: Vec::new(),
+                },
+                Event {
+                    name: "big".into(),
+                    time: start,
+                    attributes: vec![KeyValue::new("text", "é".repeat(event_padding))],
+                },
+            ],
+            links: vec![Link {
+                trace_id: TraceId::from_u128(5).expect("non-zero"),
+                span_id: SpanId::from_u64(6).expect("non-zero"),
+                trace_state: TraceState::EMPTY,
+                attributes: vec![KeyValue::new(
+                    "why",
+                    StringValue::copied(&"w".repeat(event_padding)),
+                )],
+            }],
+        }
+    }
+
+    fn decoded(spans: &[Span]) -> Vec<opentelemetry_proto::tonic::trace::v1::Span> {
+        use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+        use prost::Message;
+
+        let resource = Resource::new("svc").with_attribute("ünï", "✓");
+        let fixed = FixedParts::new(&resource, "scope", "1");
+        let mut buf = vec![7]; // appended after what the buffer held
+        encode_request(&fixed, spans, &mut buf);
+        assert_eq!(buf[0], 7);
+        let request = ExportTraceServiceRequest::decode(&buf[1..]).expect("decodes");
+        assert_eq!(request.resource_spans.len(), 1);
+        let resource_spans = &request.resource_spans[0];
+        let resource_attributes = &resource_spans
+            .resource
+            .as_ref()
+            .expect("resource")
+            .attributes;
+        let custom = resource_attributes.iter().find(|kv| kv.key == "ünï");
+        let custom = custom.and_then(|kv| kv.value.as_ref()?.value.as_ref());
+        assert_eq!(
+            custom,
+            Some(
+                &opentelemetry_proto::tonic::common::v1::any_value::Value::StringValue(
+                    "✓".to_owned()
+                )
+            )
+        );
+        assert_eq!(resource_spans.scope_spans.len(), 1);
+        let scope = resource_spans.scope_spans[0].scope.as_ref().expect("scope");
+        assert_eq!(
+            (scope.name.as_str(), scope.version.as_str()),
+            ("scope", "1")
+        );
+        resource_spans.scope_spans[0].spans.clone()
+    }
+
+    #[test]
+    fn every_string_kind_and_length_prefix_width_decodes_as_sent() {
+        // Paddings put the span just under and over 128 bytes and 16 KiB (its length prefix
+        // then needs one, two or three bytes, against the two it is given), and the events and
+        // links over 127 bytes (against the one byte they are given).
+        for padding in [0, 1, 100, 16_000, 16_300, 16_400, 70_000] {
+            for event_padding in [0, 50, 200] {
+                let spans: Vec<Span> = (0..3)
+                    .map(|index| span_with_strings(index, padding, event_padding))
+                    .collect();
+                let decoded = decoded(&spans);
+                assert_eq!(decoded.len(), spans.len());
+                for (decoded, span) in decoded.iter().zip(&spans) {
+                    assert_eq!(
+                        decoded,
+                        &expected(span),
+                        "padding {padding}/{event_padding}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn batches_of_every_outer_length_width_decode() {
+        // Batch sizes around the outer length prefixes' one-, two- and three-byte widths.
+        for count in [0, 1, 2, 30, 40, 41, 200, 600] {
+            let spans: Vec<Span> = (0..count)
+                .map(|index| span_with_strings(index, 10, 0))
+                .collect();
+            let decoded = decoded(&spans);
+            assert_eq!(decoded.len(), spans.len());
+            for (decoded, span) in decoded.iter().zip(&spans) {
+                assert_eq!(decoded, &expected(span), "batch of {count}");
+            }
+        }
+        // A minimal span: under 128 bytes, so its two-byte room shrinks to one.
+        let mut small = span_with_strings(1, 0, 0);
+        small.attributes.clear();
+        small.events.clear();
+        small.links.clear();
+        small.name = "".into();
+        assert_eq!(
+            decoded(std::slice::from_ref(&small)),
+            vec![expected(&small)]
+        );
+    }
+
     #[test]
     fn times_before_the_epoch_are_zero() {
         let before = SystemTime::UNIX_EPOCH - std::time::Duration::from_secs(1);
