@@ -713,13 +713,15 @@ mod tests {
             kind: SpanKind::Server,
             trace_id: TraceId::from_u128(u128::from(index) + 1).expect("non-zero"),
             span_id: SpanId::from_u64(index + 1).expect("non-zero"),
-            parent_span_id: (index % 2 == 0).then(|| SpanId::from_u64(99).expect("non-zero")),
+            parent_span_id: index
+                .is_multiple_of(2)
+                .then(|| SpanId::from_u64(99).expect("non-zero")),
             flags: TraceFlags::SAMPLED,
             trace_state: TraceState::EMPTY,
             debug_id: None,
             start_time: start,
             duration: std::time::Duration::from_micros(850),
-            status: if index % 3 == 0 {
+            status: if index.is_multiple_of(3) {
                 Status::error("bröken")
             } else {
                 Status::Ok
