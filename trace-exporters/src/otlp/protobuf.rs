@@ -305,13 +305,22 @@ fn open_message(tag: u32, room: usize, buf: &mut Vec<u8>) -> OpenMessage {
 /// Fills in the length of a message whose contents run from its room to the end of `buf`.
 #[inline]
 fn close_message(message: OpenMessage, buf: &mut Vec<u8>) {
-    let len = buf.len() - message.length_at - message.room;
-    patch_length(buf, message.length_at, message.room, len);
+    let OpenMessage { length_at, room } = message;
+    let len = buf.len() - length_at - room;
+    // The widths the rooms are sized for, written in place.
+    match (room, len) {
+        (1, 0..0x80) => buf[length_at] = len as u8,
+        (2, 0x80..0x4000) => {
+            buf[length_at] = (len as u8) | 0x80;
+            buf[length_at + 1] = (len >> 7) as u8;
+        }
+        _ => patch_length(buf, length_at, room, len),
+    }
 }
 
 /// Writes `len` as a varint over the `room` bytes at `at`, moving what follows when the varint
 /// needs a different number of bytes.
-#[inline]
+#[inline(never)]
 fn patch_length(buf: &mut Vec<u8>, at: usize, room: usize, len: usize) {
     let mut varint = [0_u8; 10];
     let mut width = 0;
@@ -367,17 +376,29 @@ fn encode_fixed32_field(tag: u32, value: u32, buf: &mut Vec<u8>) {
 
 /// The contents of a `Span` message (its key and length written by the caller).
 fn encode_span(span: &Span, buf: &mut Vec<u8>) {
-    encode_bytes_field(SPAN_TRACE_ID, &span.trace_id.to_bytes(), buf);
-    encode_bytes_field(SPAN_SPAN_ID, &span.span_id.to_bytes(), buf);
+    // Fixed-size runs of fields go out as one copy each.
+    let mut ids = [0_u8; 28];
+    ids[0] = length_delimited_key(SPAN_TRACE_ID);
+    ids[1] = 16;
+    ids[2..18].copy_from_slice(&span.trace_id.to_bytes());
+    ids[18] = length_delimited_key(SPAN_SPAN_ID);
+    ids[19] = 8;
+    ids[20..28].copy_from_slice(&span.span_id.to_bytes());
+    buf.extend_from_slice(&ids);
     encode_optional_string_field(SPAN_TRACE_STATE, trace_state(&span.trace_state), buf);
     if let Some(parent) = span.parent_span_id {
         encode_bytes_field(SPAN_PARENT_SPAN_ID, &parent.to_bytes(), buf);
     }
     encode_optional_string_field(SPAN_NAME, &span.name, buf);
-    encode_varint_field(SPAN_KIND, span_kind(span.kind), buf);
     let (start, end) = start_end_nanos(span);
-    encode_fixed64_field(SPAN_START_TIME, start, buf);
-    encode_fixed64_field(SPAN_END_TIME, end, buf);
+    let mut kind_and_times = [0_u8; 20];
+    kind_and_times[0] = ((SPAN_KIND << 3) | WireType::Varint as u32) as u8;
+    kind_and_times[1] = span_kind(span.kind) as u8; // 1 to 5: a one-byte varint
+    kind_and_times[2] = ((SPAN_START_TIME << 3) | WireType::SixtyFourBit as u32) as u8;
+    kind_and_times[3..11].copy_from_slice(&start.to_le_bytes());
+    kind_and_times[11] = ((SPAN_END_TIME << 3) | WireType::SixtyFourBit as u32) as u8;
+    kind_and_times[12..20].copy_from_slice(&end.to_le_bytes());
+    buf.extend_from_slice(&kind_and_times);
     for kv in &span.attributes {
         encode_key_value(SPAN_ATTRIBUTES, kv, buf);
     }
@@ -450,7 +471,8 @@ fn encode_key_value(tag: u32, kv: &KeyValue, buf: &mut Vec<u8>) {
 #[inline]
 fn encode_short_key_value(tag: u32, key: &[u8], value: &Value, buf: &mut Vec<u8>) -> bool {
     // `KeyValue` = key field (2 + key) + value field (2 + `AnyValue`).
-    let fits = |value_len: usize| 4 + key.len() + value_len < 0x80;
+    let len = |value_len: usize| 4 + key.len() + value_len;
+    let fits = |value_len: usize| len(value_len) < 0x80;
     match value {
         Value::String(text) => {
             let text = text.as_bytes();
@@ -458,8 +480,13 @@ fn encode_short_key_value(tag: u32, key: &[u8], value: &Value, buf: &mut Vec<u8>
             if !fits(value_len) {
                 return false;
             }
-            put_short_key_value_header(tag, key, value_len, buf);
-            buf.extend_from_slice(&[length_delimited_key(ANY_STRING), text.len() as u8]);
+            put_short_key_value_header(tag, key, buf, len(value_len));
+            buf.extend_from_slice(&[
+                length_delimited_key(KEY_VALUE_VALUE),
+                value_len as u8,
+                length_delimited_key(ANY_STRING),
+                text.len() as u8,
+            ]);
             buf.extend_from_slice(text);
         }
         Value::I64(int) => {
@@ -467,8 +494,12 @@ fn encode_short_key_value(tag: u32, key: &[u8], value: &Value, buf: &mut Vec<u8>
             if !fits(value_len) {
                 return false;
             }
-            put_short_key_value_header(tag, key, value_len, buf);
-            buf.push(((ANY_INT << 3) | WireType::Varint as u32) as u8);
+            put_short_key_value_header(tag, key, buf, len(value_len));
+            buf.extend_from_slice(&[
+                length_delimited_key(KEY_VALUE_VALUE),
+                value_len as u8,
+                ((ANY_INT << 3) | WireType::Varint as u32) as u8,
+            ]);
             put_varint(*int as u64, buf);
         }
         _ => return false,
@@ -476,11 +507,10 @@ fn encode_short_key_value(tag: u32, key: &[u8], value: &Value, buf: &mut Vec<u8>
     true
 }
 
-/// A short `KeyValue`'s field key and length, its key field, and its value field's key and
-/// length (see [`encode_short_key_value`]).
+/// A short `KeyValue`'s field key and length (`len`, under 128) and its key field (see
+/// [`encode_short_key_value`]).
 #[inline]
-fn put_short_key_value_header(tag: u32, key: &[u8], value_len: usize, buf: &mut Vec<u8>) {
-    let len = 4 + key.len() + value_len;
+fn put_short_key_value_header(tag: u32, key: &[u8], buf: &mut Vec<u8>, len: usize) {
     buf.extend_from_slice(&[
         length_delimited_key(tag),
         len as u8,
@@ -488,7 +518,6 @@ fn put_short_key_value_header(tag: u32, key: &[u8], value_len: usize, buf: &mut 
         key.len() as u8,
     ]);
     buf.extend_from_slice(key);
-    buf.extend_from_slice(&[length_delimited_key(KEY_VALUE_VALUE), value_len as u8]);
 }
 
 /// The one-byte key of length-delimited field `tag` (below 16).
