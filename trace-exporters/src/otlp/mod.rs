@@ -362,6 +362,13 @@ impl OtlpExporterBuilder {
     }
 }
 
+/// The encoded request in `body` as [`Bytes`](bytes::Bytes), moved rather than copied; `body`
+/// is left empty with the same capacity, so the next batch encodes without growing it.
+pub(crate) fn take_body(body: &mut Vec<u8>) -> bytes::Bytes {
+    let capacity = body.capacity();
+    bytes::Bytes::from(std::mem::replace(body, Vec::with_capacity(capacity)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
