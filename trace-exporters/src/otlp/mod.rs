@@ -132,8 +132,8 @@ pub enum OtlpError {
 }
 
 /// Encodes batches as OTLP `ExportTraceServiceRequest`s, protobuf or JSON, into a caller's
-/// buffer. The resource and instrumentation scope are encoded once, when it is made; scratch
-/// space is kept between batches, so a warmed-up encoder allocates nothing.
+/// buffer. The resource and instrumentation scope are encoded once, when it is made; protobuf
+/// encoding makes one pass over the spans and allocates nothing once the buffer has grown.
 ///
 /// ```
 /// use trace_core::{SpanContext, TraceFlags, InMemoryCollector};
