@@ -111,6 +111,41 @@ impl StringValue {
             Self::Inline(s) => s.as_str(),
         }
     }
+
+    /// The text's UTF-8 bytes, for encoders that only copy them out.
+    ///
+    /// Cheaper than [`as_str`](Self::as_str) for an [`Inline`](Self::Inline) value: getting a
+    /// `&str` back from inline bytes means checking them again (safe code cannot skip that), while
+    /// the bytes are simply there. The bytes are always valid UTF-8, since every way of making a
+    /// `StringValue` starts from a `str`.
+    ///
+    /// ```
+    /// use trace_core::StringValue;
+    ///
+    /// assert_eq!(StringValue::copied("ünï").as_bytes(), "ünï".as_bytes());
+    /// assert_eq!(StringValue::from("GET").as_bytes(), b"GET");
+    /// ```
+    #[inline]
+    pub fn as_bytes(&self) -> &[u8] {
+        match self {
+            Self::Static(s) => s.as_bytes(),
+            Self::Shared(s) => s.as_bytes(),
+            Self::Owned(s) => s.as_bytes(),
+            Self::Inline(s) => s.as_bytes(),
+        }
+    }
+
+    /// The text's length in bytes, without checking inline bytes again.
+    #[inline]
+    pub fn len(&self) -> usize {
+        self.as_bytes().len()
+    }
+
+    /// Whether the text is empty.
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
 }
 
 /// A string of at most [`InlineStr::CAPACITY`] bytes stored in place (the size of
@@ -139,7 +174,26 @@ impl InlineStr {
         })
     }
 
-    /// The text.
+    /// The text's UTF-8 bytes (no check needed, unlike [`as_str`](Self::as_str)).
+    #[inline]
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.bytes[..usize::from(self.len)]
+    }
+
+    /// The text's length in bytes.
+    #[inline]
+    pub fn len(&self) -> usize {
+        usize::from(self.len)
+    }
+
+    /// Whether the text is empty.
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The text. This checks the bytes are UTF-8 on every call (safe code cannot skip it);
+    /// encoders that only copy the text out should use [`as_bytes`](Self::as_bytes).
     pub fn as_str(&self) -> &str {
         // Always valid: the bytes were copied from a `&str`, whole.
         std::str::from_utf8(&self.bytes[..usize::from(self.len)]).unwrap_or_default()
@@ -478,5 +532,32 @@ mod tests {
         assert_eq!(StringValue::copied(&longer).as_str(), longer);
         assert_eq!(StringValue::copied("").as_str(), "");
         assert_eq!(StringValue::copied("ünï").as_str(), "ünï");
+    }
+
+    #[test]
+    fn bytes_match_the_text_whichever_way_it_is_held() {
+        let text = "GET /ünï/{id} ✓";
+        let shared: Arc<str> = text.into();
+        let values = [
+            StringValue::from(text),
+            StringValue::from(shared),
+            StringValue::from(text.to_owned()),
+            StringValue::copied(text),
+            StringValue::copied(&text.repeat(4)),
+        ];
+        assert!(matches!(values[3], StringValue::Inline(_)));
+        assert!(matches!(values[4], StringValue::Owned(_)));
+        for value in &values {
+            assert_eq!(value.as_bytes(), value.as_str().as_bytes());
+            assert_eq!(value.len(), value.as_str().len());
+            assert!(!value.is_empty());
+            assert_eq!(std::str::from_utf8(value.as_bytes()), Ok(value.as_str()));
+        }
+        let empty = StringValue::copied("");
+        assert_eq!(empty.as_bytes(), b"");
+        assert!(empty.is_empty());
+        let inline = InlineStr::new("ünï").expect("fits");
+        assert_eq!(inline.as_bytes(), "ünï".as_bytes());
+        assert_eq!(inline.len(), "ünï".len());
     }
 }

@@ -1,5 +1,6 @@
 //! OTLP encoding throughput for a typical server span (10 attributes, 1 event), protobuf and JSON,
-//! in batches of 512 into a reused buffer, as the exporters do.
+//! in batches of 512 into a reused buffer, as the exporters do; and the span the tower layer
+//! records (`otlp_encode_layer_span`: 13 attributes, short strings inline).
 //!
 //! `cargo bench -p trace-exporters --bench otlp` — throughput is reported in spans (elements)/s.
 
@@ -9,7 +10,7 @@ mod common;
 
 use std::hint::black_box;
 
-use common::{BATCH, server_spans};
+use common::{BATCH, layer_server_spans, server_spans};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use trace_exporters::Resource;
 use trace_exporters::otlp::OtlpEncoder;
@@ -21,6 +22,29 @@ fn encode(c: &mut Criterion) {
     let mut buf = Vec::new();
 
     let mut group = c.benchmark_group("otlp_encode_server_span");
+    group.throughput(Throughput::Elements(BATCH as u64));
+    group.bench_function("protobuf", |b| {
+        b.iter(|| {
+            buf.clear();
+            encoder.encode_protobuf(black_box(&spans), &mut buf);
+            black_box(buf.len())
+        })
+    });
+    group.bench_function("json", |b| {
+        b.iter(|| {
+            buf.clear();
+            encoder
+                .encode_json(black_box(&spans), &mut buf)
+                .expect("JSON into a Vec");
+            black_box(buf.len())
+        })
+    });
+    group.finish();
+
+    // The span the tower layer records today (short strings inline): what the load benchmark's
+    // server exports.
+    let spans = layer_server_spans();
+    let mut group = c.benchmark_group("otlp_encode_layer_span");
     group.throughput(Throughput::Elements(BATCH as u64));
     group.bench_function("protobuf", |b| {
         b.iter(|| {

@@ -1,5 +1,6 @@
 //! `collect` allocates nothing beyond the span it is given, on every path: queued, queued with
-//! a wake-up for the export task, refused by a full queue, refused after shutdown.
+//! a wake-up for the export task, refused by a full queue, refused after shutdown; and the OTLP
+//! protobuf encoder, once its output buffer has grown, allocates nothing per batch.
 //!
 //! A file of its own, because `allocation_counter` installs the global allocator.
 
@@ -86,4 +87,31 @@ fn collect_allocates_nothing_on_any_path() {
     let allocations = allocation_counter::measure(|| batch.collect(span));
     assert_eq!(allocations.count_total, 0, "collect after shutdown");
     assert_eq!(batch.dropped_for(drop_reason::CLOSED), 1);
+}
+
+#[cfg(any(feature = "otlp-http", feature = "otlp-grpc"))]
+#[test]
+fn a_warmed_up_otlp_protobuf_encoder_allocates_nothing() {
+    use trace_exporters::Resource;
+    use trace_exporters::otlp::OtlpEncoder;
+
+    let mut spans: Vec<Span> = (0..64).map(server_span).collect();
+    // Inline strings too, as the tower layer records them.
+    for span in &mut spans {
+        span.attributes.push(KeyValue::new(
+            "user_agent.original",
+            trace_core::StringValue::copied("curl/8.5.0"),
+        ));
+    }
+    let mut encoder = OtlpEncoder::new(&Resource::new("svc"));
+    let mut body = Vec::new();
+    encoder.encode_protobuf(&spans, &mut body);
+    let first = body.clone();
+    for round in 0..3 {
+        body.clear();
+        let allocations =
+            allocation_counter::measure(|| encoder.encode_protobuf(&spans, &mut body));
+        assert_eq!(allocations.count_total, 0, "round {round}");
+        assert_eq!(body, first, "the same batch encodes the same");
+    }
 }

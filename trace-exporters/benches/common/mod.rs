@@ -57,3 +57,51 @@ pub(crate) fn server_spans() -> Vec<Span> {
         .map(|index| server_span(&route, index))
         .collect()
 }
+
+/// An HTTP server span as the tower layer records it since it copies short request strings
+/// inline (`StringValue::copied`): fourteen attributes (route, path, host, user agent and client
+/// address inline; method, scheme and protocol version static; the rest integers) and one event
+/// without attributes.
+pub(crate) fn layer_server_span(index: u64) -> Span {
+    let start_time = SystemTime::now();
+    let copied = |text: &str| trace_core::StringValue::copied(text);
+    Span {
+        name: "GET /users/{id}".into(),
+        kind: SpanKind::Server,
+        trace_id: TraceId::random(),
+        span_id: SpanId::random(),
+        parent_span_id: Some(SpanId::random()),
+        flags: TraceFlags::SAMPLED,
+        trace_state: TraceState::EMPTY,
+        debug_id: None,
+        start_time,
+        duration: Duration::from_micros(850 + index % 1000),
+        status: Status::Unset,
+        attributes: vec![
+            KeyValue::new("http.request.method", "GET"),
+            KeyValue::new("http.route", copied("/users/{id}")),
+            KeyValue::new("url.path", copied(&format!("/users/{index}"))),
+            KeyValue::new("url.scheme", "http"),
+            KeyValue::new("server.address", copied("127.0.0.1")),
+            KeyValue::new("server.port", 8080_i64),
+            KeyValue::new("network.protocol.version", "1.1"),
+            KeyValue::new("user_agent.original", copied("tracewire-load/1.0")),
+            KeyValue::new("client.address", copied("127.0.0.1")),
+            KeyValue::new("client.port", 40_000_i64 + (index % 20_000) as i64),
+            KeyValue::new("service.name", "bench"),
+            KeyValue::new("http.response.status_code", 200_i64),
+            KeyValue::new("http.response.body.size", 512_i64),
+        ],
+        events: vec![Event {
+            name: "first byte sent".into(),
+            time: start_time + Duration::from_micros(700),
+            attributes: Vec::new(),
+        }],
+        links: Vec::new(),
+    }
+}
+
+/// A batch of [`BATCH`] layer server spans.
+pub(crate) fn layer_server_spans() -> Vec<Span> {
+    (0..BATCH as u64).map(layer_server_span).collect()
+}

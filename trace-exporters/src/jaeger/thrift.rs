@@ -47,7 +47,11 @@ pub(crate) trait Protocol {
     fn i32(out: &mut Vec<u8>, value: i32);
     fn i64(out: &mut Vec<u8>, value: i64);
     fn double(out: &mut Vec<u8>, value: f64);
-    fn string(out: &mut Vec<u8>, value: &str);
+    fn string(out: &mut Vec<u8>, value: &str) {
+        Self::bytes(out, value.as_bytes());
+    }
+    /// A `string` from its UTF-8 bytes (a [`trace_core::StringValue`]'s, unchecked).
+    fn bytes(out: &mut Vec<u8>, value: &[u8]);
 }
 
 /// The compact protocol (THRIFT-110).
@@ -149,9 +153,9 @@ impl Protocol for Compact {
     }
 
     #[inline]
-    fn string(out: &mut Vec<u8>, value: &str) {
+    fn bytes(out: &mut Vec<u8>, value: &[u8]) {
         varint(out, value.len() as u64);
-        out.extend_from_slice(value.as_bytes());
+        out.extend_from_slice(value);
     }
 }
 
@@ -209,9 +213,9 @@ impl Protocol for Binary {
     }
 
     #[inline]
-    fn string(out: &mut Vec<u8>, value: &str) {
+    fn bytes(out: &mut Vec<u8>, value: &[u8]) {
         out.extend_from_slice(&(value.len() as u32).to_be_bytes());
-        out.extend_from_slice(value.as_bytes());
+        out.extend_from_slice(value);
     }
 }
 
@@ -278,7 +282,7 @@ fn tag<P: Protocol>(out: &mut Vec<u8>, key: &str, value: &Value) {
         Value::String(text) => {
             P::i32(out, tag_type::STRING);
             P::field(out, &mut last, 3, Type::String);
-            P::string(out, text.as_str());
+            P::bytes(out, text.as_bytes());
         }
         Value::F64(number) => {
             P::i32(out, tag_type::DOUBLE);

@@ -228,7 +228,7 @@ impl SpanExporter for OtlpGrpcExporter {
             }
             self.body.clear();
             self.encoder.encode_protobuf(batch, &mut self.body);
-            let body = Bytes::copy_from_slice(&self.body);
+            let body = super::take_body(&mut self.body);
             let mut headers = self.headers.clone();
             if let Some(token) = &mut self.token {
                 headers.insert(AUTHORIZATION, token.authorization()?.clone());

@@ -65,7 +65,7 @@ impl OtlpHttpExporter {
             self.encoder.encode_protobuf(batch, &mut self.body);
         }
         if !self.gzip {
-            return Ok(Bytes::copy_from_slice(&self.body));
+            return Ok(super::take_body(&mut self.body));
         }
         // Level 1: span batches compress well even at the fastest level, and the export task
         // shares its core with the application.

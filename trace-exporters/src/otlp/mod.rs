@@ -132,8 +132,8 @@ pub enum OtlpError {
 }
 
 /// Encodes batches as OTLP `ExportTraceServiceRequest`s, protobuf or JSON, into a caller's
-/// buffer. The resource and instrumentation scope are encoded once, when it is made; scratch
-/// space is kept between batches, so a warmed-up encoder allocates nothing.
+/// buffer. The resource and instrumentation scope are encoded once, when it is made; protobuf
+/// encoding makes one pass over the spans and allocates nothing once the buffer has grown.
 ///
 /// ```
 /// use trace_core::{SpanContext, TraceFlags, InMemoryCollector};
@@ -156,7 +156,6 @@ pub struct OtlpEncoder {
     protobuf: protobuf::FixedParts,
     #[cfg(feature = "otlp-http")]
     json: Option<json::JsonFixedParts>,
-    span_lens: Vec<usize>,
 }
 
 impl OtlpEncoder {
@@ -168,7 +167,6 @@ impl OtlpEncoder {
             protobuf: protobuf::FixedParts::new(resource, SCOPE_NAME, SDK_VERSION),
             #[cfg(feature = "otlp-http")]
             json: None,
-            span_lens: Vec::new(),
         }
     }
 
@@ -179,7 +177,7 @@ impl OtlpEncoder {
 
     /// Appends the protobuf `ExportTraceServiceRequest` for `spans` to `buf`.
     pub fn encode_protobuf(&mut self, spans: &[Span], buf: &mut Vec<u8>) {
-        protobuf::encode_request(&self.protobuf, spans, &mut self.span_lens, buf);
+        protobuf::encode_request(&self.protobuf, spans, buf);
     }
 
     /// Appends the OTLP/JSON `ExportTraceServiceRequest` for `spans` to `buf`.
@@ -362,6 +360,13 @@ impl OtlpExporterBuilder {
             None => OtlpEncoder::new(&Resource::default()),
         }
     }
+}
+
+/// The encoded request in `body` as [`Bytes`](bytes::Bytes), moved rather than copied; `body`
+/// is left empty with the same capacity, so the next batch encodes without growing it.
+pub(crate) fn take_body(body: &mut Vec<u8>) -> bytes::Bytes {
+    let capacity = body.capacity();
+    bytes::Bytes::from(std::mem::replace(body, Vec::with_capacity(capacity)))
 }
 
 #[cfg(test)]

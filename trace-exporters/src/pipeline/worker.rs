@@ -144,12 +144,12 @@ impl Worker {
     async fn export_queued(&mut self, mut spans: usize) {
         while spans > 0 {
             let limit = spans.min(self.shared.config.max_batch_size);
-            while self.batch.len() < limit {
-                match self.shared.queue.pop() {
-                    Some(span) => self.batch.push(span),
-                    None => break,
-                }
-            }
+            // Straight from the queue's slots into the batch (whose capacity is kept between
+            // batches): a pop-then-push loop moved each span twice more on its way.
+            let queue = &self.shared.queue;
+            let wanted = limit.saturating_sub(self.batch.len());
+            self.batch
+                .extend(std::iter::from_fn(|| queue.pop()).take(wanted));
             if self.batch.is_empty() {
                 return;
             }

@@ -11,7 +11,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use thrift::protocol::{TInputProtocol, TType};
 use trace_core::{
-    Array, Event, KeyValue, Link, Span, SpanId, SpanKind, Status, TraceFlags, TraceId, TraceState,
+    Array, Event, KeyValue, Link, Span, SpanId, SpanKind, Status, StringValue, TraceFlags, TraceId,
+    TraceState,
 };
 
 /// A decoded `jaeger.Tag` value.
@@ -329,6 +330,11 @@ pub fn rich_spans() -> Vec<Span> {
         KeyValue::new("ports", Array::I64(vec![80, 443])),
         KeyValue::new("flags", Array::Bool(vec![true, false])),
         KeyValue::new("ratios", Array::F64(vec![0.5, 2.0])),
+        // Every way a string value is held, non-ASCII included.
+        KeyValue::new("url.path", StringValue::copied("/ünï/42 ✓")),
+        KeyValue::new("user_agent.original", "ö".repeat(30)),
+        KeyValue::new("http.route", Arc::<str>::from("/ünï/{id}")),
+        KeyValue::new("empty", StringValue::copied("")),
     ];
     server.events = vec![
         Event {
@@ -433,6 +439,10 @@ pub fn expected_rich_spans() -> Vec<JaegerSpan> {
             string("ports", "[80,443]"),
             string("flags", "[true,false]"),
             string("ratios", "[0.5,2]"),
+            string("url.path", "/ünï/42 ✓"),
+            string("user_agent.original", &"ö".repeat(30)),
+            string("http.route", "/ünï/{id}"),
+            string("empty", ""),
             string("span.kind", "server"),
             string("otel.status_code", "ERROR"),
             tag("error", TagValue::Bool(true)),

@@ -91,6 +91,16 @@ pub fn spans() -> Vec<Span> {
             KeyValue::new("codes", Array::I64(vec![1, -2, i64::MAX])),
             KeyValue::new("weights", Array::F64(vec![0.5, -1.25])),
             KeyValue::new("flags", Array::Bool(vec![true, false])),
+            // Strings held inline (as the tower layer records short ones) and shared.
+            KeyValue::new("url.path", trace_core::StringValue::copied("/users/ünï ✓")),
+            KeyValue::new(
+                "server.address",
+                std::sync::Arc::<str>::from("api.ünï.example"),
+            ),
+            KeyValue::new(
+                "inline.tags",
+                Array::String(vec![trace_core::StringValue::copied("é")]),
+            ),
         ],
         events: vec![Event {
             name: "exception".into(),
@@ -205,6 +215,9 @@ pub fn expected_spans() -> Vec<ProtoSpan> {
             kv("codes", array(vec![int(1), int(-2), int(i64::MAX)])),
             kv("weights", array(vec![double(0.5), double(-1.25)])),
             kv("flags", array(vec![boolean(true), boolean(false)])),
+            kv("url.path", string("/users/ünï ✓")),
+            kv("server.address", string("api.ünï.example")),
+            kv("inline.tags", array(vec![string("é")])),
         ],
         dropped_attributes_count: 0,
         events: vec![span::Event {
