@@ -247,7 +247,10 @@ impl<S: SeriesLabels, V> SeriesCache<S, V> {
     /// Adds `labels` (or, past the cap, the overflow label set) and returns its handles.
     #[cold]
     fn insert(&self, labels: &S, key: S::Key) -> Arc<V> {
-        let _inserting = self.inserting.lock().unwrap_or_else(PoisonError::into_inner);
+        let _inserting = self
+            .inserting
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         let current = self.series.load_full();
         if let Some(found) = current.get(&key) {
             return found.clone();
@@ -318,7 +321,10 @@ impl Interner {
 
     #[cold]
     fn insert(&self, value: &str) -> Arc<str> {
-        let _inserting = self.inserting.lock().unwrap_or_else(PoisonError::into_inner);
+        let _inserting = self
+            .inserting
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         let current = self.values.load_full();
         if let Some(shared) = current.get(value) {
             return shared.clone();

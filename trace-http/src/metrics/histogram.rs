@@ -243,6 +243,9 @@ mod tests {
         }
         let ours = exposition(ours);
         assert_eq!(ours, exposition(theirs));
-        assert!(ours.contains("body_size_bytes_bucket{le=\"+Inf\"} 5\n"), "{ours}");
+        assert!(
+            ours.contains("body_size_bytes_bucket{le=\"+Inf\"} 5\n"),
+            "{ours}"
+        );
     }
 }
