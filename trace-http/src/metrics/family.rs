@@ -386,4 +386,66 @@ mod tests {
             "one overflow value"
         );
     }
+
+    /// Inserts race with lookups and with each other on several threads: no insert is lost
+    /// (each admitted label set is made once and found again), the cap holds, and every
+    /// observation past it is counted once.
+    #[test]
+    fn concurrent_inserts_keep_every_series_and_the_cap() {
+        const THREADS: usize = 4;
+        const ROUTES: usize = 60;
+        const CAP: usize = 100;
+        let overflowed = PromCounter::default();
+        let routes = Interner::new(THREADS * ROUTES);
+        let made = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let cache = SeriesCache::new(
+            {
+                let made = made.clone();
+                move |labels: &ServerLabels| {
+                    made.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    labels.route.clone()
+                }
+            },
+            CAP,
+            overflowed.clone(),
+        );
+        let overflow_hits = std::sync::atomic::AtomicU64::new(0);
+        std::thread::scope(|scope| {
+            for thread in 0..THREADS {
+                let (cache, routes, overflow_hits) = (&cache, &routes, &overflow_hits);
+                scope.spawn(move || {
+                    // Each route twice: the second lookup must find what the first made.
+                    for round in 0..2 {
+                        for route in 0..ROUTES {
+                            let labels = ServerLabels {
+                                method: "GET",
+                                route: Some(routes.get(&format!("/{thread}/{route}"))),
+                                status: Some(StatusCode::OK),
+                                error: None,
+                            };
+                            cache.with(&labels, |series| match series {
+                                Some(found) => assert!(
+                                    Arc::ptr_eq(found, labels.route.as_ref().expect("set")),
+                                    "a label set's own series (round {round})"
+                                ),
+                                None => {
+                                    overflow_hits
+                                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                                }
+                            });
+                        }
+                    }
+                });
+            }
+        });
+        let made = made.load(std::sync::atomic::Ordering::Relaxed);
+        assert_eq!(
+            made,
+            CAP + 1,
+            "the cap's label sets and the overflow one, each made once"
+        );
+        let overflow_hits = overflow_hits.into_inner();
+        assert_eq!(overflow_hits, 2 * (THREADS * ROUTES - CAP) as u64);
+        assert_eq!(overflowed.get(), overflow_hits);
+    }
 }
