@@ -1,8 +1,9 @@
 //! Label sets, bounded families and the trace exemplar.
 
 use std::hash::Hash;
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, PoisonError};
 
+use arc_swap::ArcSwap;
 use http::StatusCode;
 use prometheus_client::encoding::{EncodeLabel, EncodeLabelSet, LabelSetEncoder};
 use prometheus_client::metrics::counter::Counter;
@@ -194,8 +195,14 @@ impl SeriesLabels for ClientLabels {
 /// (instead of one hash of the label text per metric), and capped in number: past the cap,
 /// observations go to the overflow label set and are counted, so no label source can grow the
 /// exposition without bound.
+///
+/// Lookups take no lock: the map is immutable and shared through an [`ArcSwap`]; adding a label
+/// set (rare, bounded by the cap) copies it under a mutex only inserters take, and swaps the
+/// copy in.
 pub struct SeriesCache<S: SeriesLabels, V> {
-    series: RwLock<FxHashMap<S::Key, Arc<V>>>,
+    series: ArcSwap<FxHashMap<S::Key, Arc<V>>>,
+    /// Serialises inserts, so none is lost between copying the map and swapping it in.
+    inserting: Mutex<()>,
     make: Box<dyn Fn(&S) -> V + Send + Sync>,
     max_series: usize,
     overflowed: Counter,
@@ -210,7 +217,8 @@ impl<S: SeriesLabels, V> SeriesCache<S, V> {
         overflowed: Counter,
     ) -> Self {
         Self {
-            series: RwLock::new(FxHashMap::default()),
+            series: ArcSwap::from_pointee(FxHashMap::default()),
+            inserting: Mutex::new(()),
             make: Box::new(make),
             max_series,
             overflowed,
@@ -220,29 +228,48 @@ impl<S: SeriesLabels, V> SeriesCache<S, V> {
     /// Runs `f` on the handles for `labels` (or the overflow label set's).
     pub fn with(&self, labels: &S, f: impl FnOnce(&V)) {
         let key = labels.key();
-        if let Some(series) = self
-            .series
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(&key)
-        {
-            return f(series);
+        let series = self.series.load();
+        if let Some(found) = series.get(&key) {
+            return f(found);
         }
-        let series = {
-            let mut all = self.series.write().unwrap_or_else(PoisonError::into_inner);
-            if !all.contains_key(&key) && all.len() >= self.max_series {
-                self.overflowed.inc();
-                let overflow = S::overflow();
-                all.entry(overflow.key())
-                    .or_insert_with(|| Arc::new((self.make)(&overflow)))
-                    .clone()
-            } else {
-                all.entry(key)
-                    .or_insert_with(|| Arc::new((self.make)(labels)))
-                    .clone()
-            }
+        // The map only grows, and past the cap only the overflow label set is ever added: a
+        // full snapshot that lacks `key` is as good as the current map.
+        if series.len() >= self.max_series
+            && let Some(overflow) = series.get(&S::overflow().key())
+        {
+            self.overflowed.inc();
+            return f(overflow);
+        }
+        drop(series);
+        f(&self.insert(labels, key));
+    }
+
+    /// Adds `labels` (or, past the cap, the overflow label set) and returns its handles.
+    #[cold]
+    fn insert(&self, labels: &S, key: S::Key) -> Arc<V> {
+        let _inserting = self
+            .inserting
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let current = self.series.load_full();
+        if let Some(found) = current.get(&key) {
+            return found.clone();
+        }
+        let (key, labels) = if current.len() >= self.max_series {
+            self.overflowed.inc();
+            let overflow = S::overflow();
+            (overflow.key(), overflow)
+        } else {
+            (key, labels.clone())
         };
-        f(&series);
+        if let Some(found) = current.get(&key) {
+            return found.clone();
+        }
+        let made = Arc::new((self.make)(&labels));
+        let mut next = FxHashMap::clone(&current);
+        next.insert(key, made.clone());
+        self.series.store(Arc::new(next));
+        made
     }
 }
 
@@ -256,9 +283,13 @@ impl<S: SeriesLabels, V> std::fmt::Debug for SeriesCache<S, V> {
 
 /// Shares one `Arc<str>` per distinct value (routes, server addresses), so building a label set
 /// for a known value allocates nothing; bounded like the families.
+///
+/// Lookups take no lock, as in [`SeriesCache`]: an immutable set behind an [`ArcSwap`], copied
+/// and swapped under a mutex when a value is added.
 #[derive(Debug)]
 pub struct Interner {
-    values: RwLock<FxHashSet<Arc<str>>>,
+    values: ArcSwap<FxHashSet<Arc<str>>>,
+    inserting: Mutex<()>,
     max_values: usize,
     overflow: Arc<str>,
 }
@@ -267,7 +298,8 @@ impl Interner {
     /// An interner holding at most `max_values` distinct values (then it hands out `_overflow`).
     pub fn new(max_values: usize) -> Self {
         Self {
-            values: RwLock::new(FxHashSet::default()),
+            values: ArcSwap::from_pointee(FxHashSet::default()),
+            inserting: Mutex::new(()),
             max_values,
             overflow: Arc::from(OVERFLOW),
         }
@@ -275,23 +307,35 @@ impl Interner {
 
     /// The shared copy of `value`.
     pub fn get(&self, value: &str) -> Arc<str> {
-        if let Some(shared) = self
-            .values
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(value)
-        {
-            return shared.clone();
-        }
-        let mut values = self.values.write().unwrap_or_else(PoisonError::into_inner);
+        let values = self.values.load();
         if let Some(shared) = values.get(value) {
             return shared.clone();
         }
+        // The set only grows, up to the cap: a full snapshot is the final set.
         if values.len() >= self.max_values {
             return self.overflow.clone();
         }
+        drop(values);
+        self.insert(value)
+    }
+
+    #[cold]
+    fn insert(&self, value: &str) -> Arc<str> {
+        let _inserting = self
+            .inserting
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let current = self.values.load_full();
+        if let Some(shared) = current.get(value) {
+            return shared.clone();
+        }
+        if current.len() >= self.max_values {
+            return self.overflow.clone();
+        }
         let shared: Arc<str> = Arc::from(value);
-        values.insert(shared.clone());
+        let mut next = FxHashSet::clone(&current);
+        next.insert(shared.clone());
+        self.values.store(Arc::new(next));
         shared
     }
 }
@@ -341,5 +385,67 @@ mod tests {
             Arc::ptr_eq(&overflow, &interner.get("/d")),
             "one overflow value"
         );
+    }
+
+    /// Inserts race with lookups and with each other on several threads: no insert is lost
+    /// (each admitted label set is made once and found again), the cap holds, and every
+    /// observation past it is counted once.
+    #[test]
+    fn concurrent_inserts_keep_every_series_and_the_cap() {
+        const THREADS: usize = 4;
+        const ROUTES: usize = 60;
+        const CAP: usize = 100;
+        let overflowed = PromCounter::default();
+        let routes = Interner::new(THREADS * ROUTES);
+        let made = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let cache = SeriesCache::new(
+            {
+                let made = made.clone();
+                move |labels: &ServerLabels| {
+                    made.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    labels.route.clone()
+                }
+            },
+            CAP,
+            overflowed.clone(),
+        );
+        let overflow_hits = std::sync::atomic::AtomicU64::new(0);
+        std::thread::scope(|scope| {
+            for thread in 0..THREADS {
+                let (cache, routes, overflow_hits) = (&cache, &routes, &overflow_hits);
+                scope.spawn(move || {
+                    // Each route twice: the second lookup must find what the first made.
+                    for round in 0..2 {
+                        for route in 0..ROUTES {
+                            let labels = ServerLabels {
+                                method: "GET",
+                                route: Some(routes.get(&format!("/{thread}/{route}"))),
+                                status: Some(StatusCode::OK),
+                                error: None,
+                            };
+                            cache.with(&labels, |series| match series {
+                                Some(found) => assert!(
+                                    Arc::ptr_eq(found, labels.route.as_ref().expect("set")),
+                                    "a label set's own series (round {round})"
+                                ),
+                                None => {
+                                    overflow_hits
+                                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                                }
+                            });
+                        }
+                    }
+                });
+            }
+        });
+        let made = made.load(std::sync::atomic::Ordering::Relaxed);
+        assert_eq!(
+            made,
+            CAP + 1,
+            "the cap's label sets and the overflow one, each made once"
+        );
+        let overflow_hits = overflow_hits.into_inner();
+        assert_eq!(overflow_hits, 2 * (THREADS * ROUTES - CAP) as u64);
+        assert_eq!(overflowed.get(), overflow_hits);
     }
 }

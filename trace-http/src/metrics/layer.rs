@@ -4,13 +4,14 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::exemplar::HistogramWithExemplars;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
-use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::metrics::histogram::exponential_buckets;
 use prometheus_client::registry::{Registry, Unit};
 use tower_layer::Layer;
 
 use super::family::{
     ClientLabels, Interner, MethodLabel, SeriesCache, ServerLabels, TraceExemplar,
 };
+use super::histogram::AtomicHistogram;
 use super::service::{ClientMetricsService, MetricsService};
 
 /// The OpenTelemetry HTTP semantic conventions' advisory buckets for request durations.
@@ -25,8 +26,8 @@ pub const DEFAULT_MAX_SERIES: usize = 2000;
 #[derive(Debug)]
 pub(crate) struct ServerSeries {
     pub(crate) duration: HistogramWithExemplars<TraceExemplar>,
-    pub(crate) request_size: Histogram,
-    pub(crate) response_size: Histogram,
+    pub(crate) request_size: AtomicHistogram,
+    pub(crate) response_size: AtomicHistogram,
 }
 
 type DurationHistogram = HistogramWithExemplars<TraceExemplar>;
@@ -35,9 +36,9 @@ fn duration_histogram() -> HistogramWithExemplars<TraceExemplar> {
     HistogramWithExemplars::new(DURATION_BUCKETS.into_iter())
 }
 
-fn size_histogram() -> Histogram {
+fn size_histogram() -> AtomicHistogram {
     // 64 B to 16 MiB, in steps of 4.
-    Histogram::new(exponential_buckets(64.0, 4.0, 10))
+    AtomicHistogram::new(exponential_buckets(64.0, 4.0, 10))
 }
 
 /// When a request's duration stops.

@@ -8,6 +8,7 @@
 
 mod endpoint;
 mod family;
+mod histogram;
 mod layer;
 mod service;
 
@@ -25,3 +26,6 @@ pub use service::{ClientMetricsService, MetricsFuture, MetricsObserver, MetricsS
 /// metrics are these with other labels). Not a stable API.
 #[doc(hidden)]
 pub use family::{Interner, OVERFLOW, Overflow, SeriesCache, SeriesLabels, TraceExemplar};
+/// The lock-free histogram the metrics layers record sizes into. Not a stable API.
+#[doc(hidden)]
+pub use histogram::AtomicHistogram;
