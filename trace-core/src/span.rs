@@ -206,9 +206,11 @@ impl fmt::Debug for InlineStr {
     }
 }
 
+// Compared, ordered and hashed by bytes: the same results as by text (UTF-8 orders bytewise),
+// without checking an inline value's UTF-8 again.
 impl PartialEq for StringValue {
     fn eq(&self, other: &Self) -> bool {
-        self.as_str() == other.as_str()
+        self.as_bytes() == other.as_bytes()
     }
 }
 
@@ -216,7 +218,9 @@ impl Eq for StringValue {}
 
 impl std::hash::Hash for StringValue {
     fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        self.as_str().hash(state);
+        state.write(self.as_bytes());
+        // The terminator `str` hashes with, so that "ab" + "c" and "a" + "bc" differ in a tuple.
+        state.write_u8(0xff);
     }
 }
 
@@ -228,7 +232,7 @@ impl PartialOrd for StringValue {
 
 impl Ord for StringValue {
     fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        self.as_str().cmp(other.as_str())
+        self.as_bytes().cmp(other.as_bytes())
     }
 }
 
