@@ -5,6 +5,8 @@
 //!   that ends when the response body ends, honours debug headers (`jaeger-debug-id`), returns
 //!   the trace id in a response header, and hands the request's [`SpanContext`] to the handler
 //!   (request extensions, [`context::RequestContext`] extractor, [`context::current_context`]).
+//! - [`metrics::MetricsLayer`]: Prometheus request metrics with trace exemplars, alone or
+//!   recorded by the trace layer itself ([`TraceLayer::metrics`]), and the `/metrics` endpoint.
 //! - [`ClientTraceLayer`]: for clients. A client span per outgoing request, child of the current
 //!   request's context, with the context injected into the outgoing headers.
 //! - [`viewer::TraceViewer`] (feature `viewer`, on by default): the embedded trace viewer, a page

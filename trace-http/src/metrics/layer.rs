@@ -278,7 +278,9 @@ impl MetricsBuilder {
 ///
 /// It works alone (no exemplars then) or with [`TraceLayer`](crate::TraceLayer) in either order:
 /// a sampled request's duration carries its `trace_id` and `span_id` as an OpenMetrics
-/// exemplar, so a slow bucket leads to the trace. Labels come only from bounded sources (the
+/// exemplar, so a slow bucket leads to the trace. With both, the cheaper way is to give it to
+/// the trace layer, [`TraceLayer::metrics`](crate::TraceLayer::metrics), which records these
+/// same metrics from its own service: one layer instead of two. Labels come only from bounded sources (the
 /// normalised method, axum's matched route — empty when none matched —, the status code), and
 /// each metric is capped in distinct series.
 ///
