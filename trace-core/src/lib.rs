@@ -62,6 +62,7 @@
 #![forbid(unsafe_code)]
 
 mod baggage;
+pub mod clock;
 mod collector;
 mod context;
 pub mod current;

@@ -58,13 +58,8 @@ impl SpanRecorder {
         if !context.is_recorded() {
             return Self::disabled();
         }
-        Self::start_recorded(
-            context,
-            name.into(),
-            kind,
-            SystemTime::now(),
-            Instant::now(),
-        )
+        let (start_time, started) = crate::clock::now();
+        Self::start_recorded(context, name.into(), kind, start_time, started)
     }
 
     /// Like [`start`](Self::start), with clock readings the caller already took (so layers that

@@ -66,9 +66,8 @@ pub struct RequestStart {
 impl RequestStart {
     /// Now.
     pub fn now() -> Self {
-        Self {
-            instant: Instant::now(),
-            time: SystemTime::now(),
-        }
+        // One clock read: the wall time is derived from the monotonic one.
+        let (time, instant) = trace_core::clock::now();
+        Self { instant, time }
     }
 }
