@@ -61,8 +61,13 @@ where
         let route = matched_route(&request);
         let (method, _) = semconv::method_name(request.method());
         let context = server_context(config, request.headers(), route.unwrap_or(method));
-        // A layer outside this one may have read the clocks already: share its readings.
-        let outer_start = request.extensions().get::<RequestStart>().copied();
+        // A layer outside this one may have read the clocks already: share its readings (an
+        // unsampled request without metrics reads no clock at all).
+        let outer_start = if context.is_sampled() || config.metrics.is_some() {
+            request.extensions().get::<RequestStart>().copied()
+        } else {
+            None
+        };
 
         let mut span = SpanRecorder::disabled();
         let mut trace_id_header = None;
