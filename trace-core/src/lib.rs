@@ -11,6 +11,7 @@
 //!   that has no context passed to it.
 //! - [`propagation`]: W3C Trace Context and baggage, Jaeger and B3 headers, composed in an order
 //!   of preference or from `OTEL_PROPAGATORS`.
+//! - [`clock`]: a span's wall-clock start and monotonic reading for one clock read.
 //!
 //! No async runtime and no I/O live here; the tower layers (`trace-http`, `trace-grpc`) and the
 //! exporters (`trace-exporters`) build on it.

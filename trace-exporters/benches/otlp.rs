@@ -16,53 +16,35 @@ use trace_exporters::Resource;
 use trace_exporters::otlp::OtlpEncoder;
 
 fn encode(c: &mut Criterion) {
-    let spans = server_spans();
     let resource = Resource::new("bench").with_attribute("service.version", "1.0.0");
     let mut encoder = OtlpEncoder::new(&resource);
     let mut buf = Vec::new();
-
-    let mut group = c.benchmark_group("otlp_encode_server_span");
-    group.throughput(Throughput::Elements(BATCH as u64));
-    group.bench_function("protobuf", |b| {
-        b.iter(|| {
-            buf.clear();
-            encoder.encode_protobuf(black_box(&spans), &mut buf);
-            black_box(buf.len())
-        })
-    });
-    group.bench_function("json", |b| {
-        b.iter(|| {
-            buf.clear();
-            encoder
-                .encode_json(black_box(&spans), &mut buf)
-                .expect("JSON into a Vec");
-            black_box(buf.len())
-        })
-    });
-    group.finish();
-
-    // The span the tower layer records today (short strings inline): what the load benchmark's
-    // server exports.
-    let spans = layer_server_spans();
-    let mut group = c.benchmark_group("otlp_encode_layer_span");
-    group.throughput(Throughput::Elements(BATCH as u64));
-    group.bench_function("protobuf", |b| {
-        b.iter(|| {
-            buf.clear();
-            encoder.encode_protobuf(black_box(&spans), &mut buf);
-            black_box(buf.len())
-        })
-    });
-    group.bench_function("json", |b| {
-        b.iter(|| {
-            buf.clear();
-            encoder
-                .encode_json(black_box(&spans), &mut buf)
-                .expect("JSON into a Vec");
-            black_box(buf.len())
-        })
-    });
-    group.finish();
+    // A typical server span, and the span the tower layer records today (short strings inline):
+    // what the load benchmark's server exports.
+    for (group, spans) in [
+        ("otlp_encode_server_span", server_spans()),
+        ("otlp_encode_layer_span", layer_server_spans()),
+    ] {
+        let mut group = c.benchmark_group(group);
+        group.throughput(Throughput::Elements(BATCH as u64));
+        group.bench_function("protobuf", |b| {
+            b.iter(|| {
+                buf.clear();
+                encoder.encode_protobuf(black_box(&spans), &mut buf);
+                black_box(buf.len())
+            })
+        });
+        group.bench_function("json", |b| {
+            b.iter(|| {
+                buf.clear();
+                encoder
+                    .encode_json(black_box(&spans), &mut buf)
+                    .expect("JSON into a Vec");
+                black_box(buf.len())
+            })
+        });
+        group.finish();
+    }
 }
 
 criterion_group!(benches, encode);

@@ -17,37 +17,24 @@ pub(crate) const BATCH: usize = 512;
 /// duration.
 pub(crate) fn server_span(route: &Arc<str>, index: u64) -> Span {
     let start_time = SystemTime::now();
-    Span {
-        name: "GET /users/{id}".into(),
-        kind: SpanKind::Server,
-        trace_id: TraceId::random(),
-        span_id: SpanId::random(),
-        parent_span_id: Some(SpanId::random()),
-        flags: TraceFlags::SAMPLED,
-        trace_state: TraceState::EMPTY,
-        debug_id: None,
-        start_time,
-        duration: Duration::from_micros(850 + index % 1000),
-        status: Status::Unset,
-        attributes: vec![
-            KeyValue::new("http.request.method", "GET"),
-            KeyValue::new("http.route", Arc::clone(route)),
-            KeyValue::new("url.path", format!("/users/{index}")),
-            KeyValue::new("url.scheme", "http"),
-            KeyValue::new("http.response.status_code", 200_i64),
-            KeyValue::new("server.address", "api.example.com"),
-            KeyValue::new("server.port", 8080_i64),
-            KeyValue::new("network.protocol.version", "1.1"),
-            KeyValue::new("client.address", "10.1.2.3"),
-            KeyValue::new("user_agent.original", "curl/8.5.0"),
-        ],
-        events: vec![Event {
-            name: "response.first_byte".into(),
-            time: start_time + Duration::from_micros(700),
-            attributes: vec![KeyValue::new("http.response.body.size", 512_i64)],
-        }],
-        links: Vec::new(),
-    }
+    let attributes = vec![
+        KeyValue::new("http.request.method", "GET"),
+        KeyValue::new("http.route", Arc::clone(route)),
+        KeyValue::new("url.path", format!("/users/{index}")),
+        KeyValue::new("url.scheme", "http"),
+        KeyValue::new("http.response.status_code", 200_i64),
+        KeyValue::new("server.address", "api.example.com"),
+        KeyValue::new("server.port", 8080_i64),
+        KeyValue::new("network.protocol.version", "1.1"),
+        KeyValue::new("client.address", "10.1.2.3"),
+        KeyValue::new("user_agent.original", "curl/8.5.0"),
+    ];
+    let first_byte = Event {
+        name: "response.first_byte".into(),
+        time: start_time + Duration::from_micros(700),
+        attributes: vec![KeyValue::new("http.response.body.size", 512_i64)],
+    };
+    get_users_span(start_time, index, attributes, first_byte)
 }
 
 /// A batch of [`BATCH`] server spans.
@@ -65,6 +52,37 @@ pub(crate) fn server_spans() -> Vec<Span> {
 pub(crate) fn layer_server_span(index: u64) -> Span {
     let start_time = SystemTime::now();
     let copied = |text: &str| trace_core::StringValue::copied(text);
+    let attributes = vec![
+        KeyValue::new("http.request.method", "GET"),
+        KeyValue::new("http.route", copied("/users/{id}")),
+        KeyValue::new("url.path", copied(&format!("/users/{index}"))),
+        KeyValue::new("url.scheme", "http"),
+        KeyValue::new("server.address", copied("127.0.0.1")),
+        KeyValue::new("server.port", 8080_i64),
+        KeyValue::new("network.protocol.version", "1.1"),
+        KeyValue::new("user_agent.original", copied("tracewire-load/1.0")),
+        KeyValue::new("client.address", copied("127.0.0.1")),
+        KeyValue::new("client.port", 40_000_i64 + (index % 20_000) as i64),
+        KeyValue::new("service.name", "bench"),
+        KeyValue::new("http.response.status_code", 200_i64),
+        KeyValue::new("http.response.body.size", 512_i64),
+    ];
+    let first_byte = Event {
+        name: "first byte sent".into(),
+        time: start_time + Duration::from_micros(700),
+        attributes: Vec::new(),
+    };
+    get_users_span(start_time, index, attributes, first_byte)
+}
+
+/// A sampled server span `GET /users/{id}` with random ids, started at `start_time`, lasting
+/// 850 µs plus `index` modulo 1000, with these attributes and one event.
+fn get_users_span(
+    start_time: SystemTime,
+    index: u64,
+    attributes: Vec<KeyValue>,
+    event: Event,
+) -> Span {
     Span {
         name: "GET /users/{id}".into(),
         kind: SpanKind::Server,
@@ -77,26 +95,8 @@ pub(crate) fn layer_server_span(index: u64) -> Span {
         start_time,
         duration: Duration::from_micros(850 + index % 1000),
         status: Status::Unset,
-        attributes: vec![
-            KeyValue::new("http.request.method", "GET"),
-            KeyValue::new("http.route", copied("/users/{id}")),
-            KeyValue::new("url.path", copied(&format!("/users/{index}"))),
-            KeyValue::new("url.scheme", "http"),
-            KeyValue::new("server.address", copied("127.0.0.1")),
-            KeyValue::new("server.port", 8080_i64),
-            KeyValue::new("network.protocol.version", "1.1"),
-            KeyValue::new("user_agent.original", copied("tracewire-load/1.0")),
-            KeyValue::new("client.address", copied("127.0.0.1")),
-            KeyValue::new("client.port", 40_000_i64 + (index % 20_000) as i64),
-            KeyValue::new("service.name", "bench"),
-            KeyValue::new("http.response.status_code", 200_i64),
-            KeyValue::new("http.response.body.size", 512_i64),
-        ],
-        events: vec![Event {
-            name: "first byte sent".into(),
-            time: start_time + Duration::from_micros(700),
-            attributes: Vec::new(),
-        }],
+        attributes,
+        events: vec![event],
         links: Vec::new(),
     }
 }
