@@ -90,6 +90,10 @@ impl CallObserver {
             .is_some_and(|(deadline, now)| now >= deadline);
         let aborted = matches!(end, End::Dropped);
         let code = match (self.code, end) {
+            // A call cancelled once its deadline had passed was cancelled for the deadline: the
+            // server's timeout answers CANCELLED, and it can reach the caller before the
+            // caller's own timer fails the call.
+            (Some(Code::CANCELLED), _) if past_deadline => Code::DEADLINE_EXCEEDED,
             (Some(code), _) => code,
             (None, End::Complete) => {
                 self.set_message(|| "the response ended without a grpc-status".into());

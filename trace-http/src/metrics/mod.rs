@@ -21,6 +21,7 @@ pub use layer::{
     MetricsLayer,
 };
 pub use service::{ClientMetricsService, MetricsFuture, MetricsObserver, MetricsService};
+pub(crate) use service::{content_length, parse_content_length};
 
 /// The bounded label-set machinery and the trace exemplar, shared with `trace-grpc` (whose RPC
 /// metrics are these with other labels). Not a stable API.

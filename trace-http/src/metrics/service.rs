@@ -71,7 +71,15 @@ where
             .extensions()
             .get::<SpanContext>()
             .and_then(TraceExemplar::of);
-        let observer = MetricsObserver::server(&self.metrics, &request, start, exemplar);
+        let (method, _) = semconv::method_name(request.method());
+        let observer = MetricsObserver::server(
+            &self.metrics,
+            method,
+            matched_route(&request),
+            content_length(request.headers()),
+            start,
+            exemplar,
+        );
         MetricsFuture {
             inner: self.inner.call(request),
             observer: Some(observer),
@@ -127,13 +135,14 @@ where
     }
 }
 
-fn content_length(headers: &HeaderMap) -> Option<u64> {
-    headers
-        .get(http::header::CONTENT_LENGTH)?
-        .to_str()
-        .ok()?
-        .parse()
-        .ok()
+/// The request body size a `Content-Length` header announces.
+pub(crate) fn content_length(headers: &HeaderMap) -> Option<u64> {
+    parse_content_length(headers.get(http::header::CONTENT_LENGTH)?)
+}
+
+/// A `Content-Length` value as a number, if it is one.
+pub(crate) fn parse_content_length(value: &http::HeaderValue) -> Option<u64> {
+    value.to_str().ok()?.parse().ok()
 }
 
 #[derive(Debug)]
@@ -165,16 +174,18 @@ pub struct MetricsObserver {
 }
 
 impl MetricsObserver {
-    /// The observer of a server request starting at `start` (the trace layer builds one too when
-    /// it records the metrics itself).
-    pub(crate) fn server<B>(
+    /// The observer of a server request for `method` (normalised) on `route`, announcing a body
+    /// of `request_size` bytes, starting at `start` (the trace layer builds one too when it
+    /// records the metrics itself, from what it already read of the request).
+    pub(crate) fn server(
         metrics: &Arc<ServerMetrics>,
-        request: &Request<B>,
+        method: &'static str,
+        route: Option<&str>,
+        request_size: Option<u64>,
         start: Instant,
         exemplar: Option<TraceExemplar>,
     ) -> Self {
-        let (method, _) = semconv::method_name(request.method());
-        let route = matched_route(request).map(|route| metrics.routes.get(route));
+        let route = route.map(|route| metrics.routes.get(route));
         let in_flight = metrics.active(method).map(Gauge::inc).is_some();
         MetricsObserver {
             start,
@@ -190,7 +201,7 @@ impl MetricsObserver {
                     status: None,
                     error: None,
                 },
-                request_size: content_length(request.headers()),
+                request_size,
                 in_flight,
             },
         }

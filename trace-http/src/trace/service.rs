@@ -13,7 +13,7 @@ use super::layer::{TraceConfig, TraceIdHeader};
 use super::names::span_name;
 use crate::RequestStart;
 use crate::context::WithContext;
-use crate::metrics::{MetricsObserver, TraceExemplar};
+use crate::metrics::{MetricsObserver, TraceExemplar, content_length, parse_content_length};
 use crate::semconv;
 
 /// The service [`TraceLayer`](super::TraceLayer) wraps around another.
@@ -72,6 +72,8 @@ where
         let mut span = SpanRecorder::disabled();
         let mut trace_id_header = None;
         let mut started = outer_start.map(|start| start.instant);
+        let mut request_size = None;
+        let mut start_for_inner = None;
         if context.is_sampled() {
             let start = outer_start.unwrap_or_else(RequestStart::now);
             started = Some(start.instant);
@@ -82,18 +84,31 @@ where
                 start.time,
                 start.instant,
             );
-            record_request(&mut span, &request, config, route);
+            request_size = record_request(&mut span, &request, config, route);
             trace_id_header = response_header(&config.trace_id_header, &context).map(Box::new);
             // For a layer inside this one, so that it reads no clock of its own (not needed when
             // this layer records the metrics itself).
             if outer_start.is_none() && config.metrics.is_none() {
-                request.extensions_mut().insert(start);
+                start_for_inner = Some(start);
             }
         }
         let metrics = config.metrics.as_ref().map(|metrics| {
-            let started = started.unwrap_or_else(Instant::now);
-            MetricsObserver::server(metrics, &request, started, TraceExemplar::of(&context))
+            // A sampled request's headers were read for the span already.
+            if !context.is_sampled() {
+                request_size = content_length(request.headers());
+            }
+            MetricsObserver::server(
+                metrics,
+                method,
+                route,
+                request_size,
+                started.unwrap_or_else(Instant::now),
+                TraceExemplar::of(&context),
+            )
         });
+        if let Some(start) = start_for_inner {
+            request.extensions_mut().insert(start);
+        }
         request.extensions_mut().insert(context.clone());
         let head_request = request.method() == http::Method::HEAD;
         let future = self.inner.call(request);
@@ -167,12 +182,13 @@ fn ip_text(ip: std::net::IpAddr) -> StringValue {
     StringValue::from(ip.to_string())
 }
 
+/// Records the request's attributes; returns the body size its `Content-Length` announces.
 fn record_request<B>(
     span: &mut SpanRecorder,
     request: &Request<B>,
     config: &TraceConfig,
     route: Option<&str>,
-) {
+) -> Option<u64> {
     semconv::record_method(span, request.method());
     if let Some(route) = route {
         span.set_attribute(semconv::HTTP_ROUTE, StringValue::copied(route));
@@ -215,10 +231,8 @@ fn record_request<B>(
         span.set_attribute(semconv::CLIENT_ADDRESS, ip_text(peer.ip()));
         span.set_attribute(semconv::CLIENT_PORT, i64::from(peer.port()));
     }
-    if let Some(size) = length
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok())
-    {
+    let request_size = length.and_then(parse_content_length);
+    if let Some(size) = request_size {
         span.set_attribute(semconv::HTTP_REQUEST_BODY_SIZE, size);
     }
     for (name, key) in &config.recorded_headers {
@@ -238,6 +252,7 @@ fn record_request<B>(
     if let Some(debug_id) = span.context().and_then(SpanContext::debug_id) {
         span.set_attribute(semconv::JAEGER_DEBUG_ID, StringValue::copied(debug_id));
     }
+    request_size
 }
 
 /// `host[:port]` or `[v6]:port` into host and port.
