@@ -177,6 +177,7 @@ impl MetricsObserver {
     /// The observer of a server request for `method` (normalised) on `route`, announcing a body
     /// of `request_size` bytes, starting at `start` (the trace layer builds one too when it
     /// records the metrics itself, from what it already read of the request).
+    #[inline]
     pub(crate) fn server(
         metrics: &Arc<ServerMetrics>,
         method: &'static str,
@@ -329,29 +330,30 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
         let result = ready!(this.inner.poll(cx));
-        let Some(mut observer) = this.observer.take() else {
-            // Polled after completion: a contract breach by the caller; pass the result on.
-            return Poll::Ready(
-                result.map(|response| response.map(|b| ResponseBody::new(b, None))),
-            );
-        };
         match result {
             Ok(response) => {
-                if observer.exemplar.is_none() {
-                    // The trace layer, when inside this one, hands the sampled context back on
-                    // the response.
-                    observer.exemplar = response
-                        .extensions()
-                        .get::<SpanContext>()
-                        .and_then(TraceExemplar::of);
+                // Updated where it lies and moved once, into the body (a move is a copy of the
+                // whole observer).
+                if let Some(observer) = this.observer.as_mut() {
+                    if observer.exemplar.is_none() {
+                        // The trace layer, when inside this one, hands the sampled context back
+                        // on the response.
+                        observer.exemplar = response
+                            .extensions()
+                            .get::<SpanContext>()
+                            .and_then(TraceExemplar::of);
+                    }
+                    observer.on_response(response.status(), *this.failures_from);
                 }
-                observer.on_response(response.status(), *this.failures_from);
-                Poll::Ready(Ok(
-                    response.map(|body| ResponseBody::new(body, Some(observer)))
-                ))
+                // `None` only when polled after completion (the caller's contract breach): the
+                // result is passed on unobserved.
+                let observer = this.observer.take();
+                Poll::Ready(Ok(response.map(|body| ResponseBody::new(body, observer))))
             }
             Err(error) => {
-                observer.on_error();
+                if let Some(observer) = this.observer.take() {
+                    observer.on_error();
+                }
                 Poll::Ready(Err(error))
             }
         }

@@ -112,8 +112,7 @@ where
                     || status.is_informational()
                     || status == StatusCode::NO_CONTENT
                     || status == StatusCode::NOT_MODIFIED;
-                let mut metrics = this.metrics.take();
-                if let Some(metrics) = &mut metrics {
+                if let Some(metrics) = this.metrics.as_mut() {
                     metrics.on_response(status, *this.failures_from);
                 }
                 if bodyless {
@@ -123,8 +122,12 @@ where
                     // Complete with its head: the span ends now.
                     drop(std::mem::take(&mut span));
                 }
-                let observer = (span.is_recording() || metrics.is_some())
-                    .then_some(SpanObserver { span, metrics });
+                // The metrics observer is moved once, straight into the body's observer.
+                let observer =
+                    (span.is_recording() || this.metrics.is_some()).then(|| SpanObserver {
+                        span,
+                        metrics: this.metrics.take(),
+                    });
                 Poll::Ready(Ok(response.map(|body| ResponseBody::new(body, observer))))
             }
             Err(error) => {
