@@ -40,6 +40,7 @@ pub mod body;
 pub mod client;
 pub mod context;
 pub mod metrics;
+mod route;
 pub mod semconv;
 pub mod trace;
 #[cfg(feature = "viewer")]

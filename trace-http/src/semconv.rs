@@ -42,26 +42,35 @@ pub const RESPONSE_ABORTED: &str = "tracewire.response.aborted";
 /// Event recorded when the first byte of the response body is sent.
 pub const EVENT_FIRST_BYTE: &str = "first byte sent";
 
-/// Every value [`method_name`] returns, in order.
-pub(crate) const METHOD_NAMES: [&str; 10] = [
+/// Every value [`method_name`] returns, in order: one copy of each, so that a name is found
+/// again by its address (see [`method_index`]).
+pub(crate) static METHOD_NAMES: [&str; 10] = [
     "GET", "POST", "PUT", "DELETE", "HEAD", "OPTIONS", "PATCH", "CONNECT", "TRACE", "_OTHER",
 ];
 
+/// The position in [`METHOD_NAMES`] of a name [`method_name`] returned.
+pub(crate) fn method_index(name: &str) -> Option<usize> {
+    METHOD_NAMES
+        .iter()
+        .position(|known| std::ptr::eq(*known, name))
+        .or_else(|| METHOD_NAMES.iter().position(|known| *known == name))
+}
+
 /// The method as the conventions name it: one of the nine standard methods, else `_OTHER`.
 pub(crate) fn method_name(method: &Method) -> (&'static str, bool) {
-    let name = match *method {
-        Method::GET => "GET",
-        Method::POST => "POST",
-        Method::PUT => "PUT",
-        Method::DELETE => "DELETE",
-        Method::HEAD => "HEAD",
-        Method::OPTIONS => "OPTIONS",
-        Method::PATCH => "PATCH",
-        Method::CONNECT => "CONNECT",
-        Method::TRACE => "TRACE",
-        _ => return ("_OTHER", false),
+    let index = match *method {
+        Method::GET => 0,
+        Method::POST => 1,
+        Method::PUT => 2,
+        Method::DELETE => 3,
+        Method::HEAD => 4,
+        Method::OPTIONS => 5,
+        Method::PATCH => 6,
+        Method::CONNECT => 7,
+        Method::TRACE => 8,
+        _ => return (METHOD_NAMES[9], false),
     };
-    (name, true)
+    (METHOD_NAMES[index], true)
 }
 
 /// Records `http.request.method`, and `http.request.method_original` for an unknown method.

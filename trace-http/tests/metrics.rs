@@ -721,6 +721,46 @@ async fn assert_no_exemplar(addr: SocketAddr, collector: Option<&InMemoryCollect
     }
 }
 
+/// A bucket takes at most one exemplar per interval: within an hour, a second sampled request in
+/// the same bucket leaves the first one's exemplar; with no interval, it replaces it.
+#[tokio::test]
+async fn a_bucket_keeps_its_exemplar_for_the_interval() {
+    for (interval, kept) in [(Duration::from_secs(3600), 0), (Duration::ZERO, 1)] {
+        // Both requests must land in one bucket for the round to tell; a slow machine may put
+        // them in two, so a few rounds are allowed.
+        let mut told = false;
+        for _round in 0..5 {
+            let collector = support::collector();
+            let builder = MetricsBuilder::new().exemplar_interval(interval);
+            let app = instrumented(builder, |metrics| {
+                routes(Arc::new(Semaphore::new(0)))
+                    .layer(TraceLayer::new(collector.clone()).metrics(metrics))
+            });
+            let addr = support::serve(app).await;
+            let mut traces = Vec::new();
+            for (sent, path) in ["/users/1", "/users/2"].into_iter().enumerate() {
+                call(addr, Method::GET, path).await;
+                let spans = support::wait_for_spans(&collector, sent + 1).await;
+                traces.push(spans[sent].trace_id.to_string());
+            }
+            let (text, samples) = wait_for_count(addr, &USER_LABELS, 2.0).await;
+            let with_exemplar = exemplar_buckets(&samples);
+            if with_exemplar.len() != 1 {
+                continue; // two buckets: each has its own request's exemplar
+            }
+            let exemplar = with_exemplar[0].exemplar.as_ref().unwrap();
+            assert_eq!(
+                exemplar.label("trace_id"),
+                Some(traces[kept].as_str()),
+                "interval {interval:?}:\n{text}"
+            );
+            told = true;
+            break;
+        }
+        assert!(told, "no round put both requests in one bucket");
+    }
+}
+
 #[tokio::test]
 async fn unsampled_requests_have_no_exemplar_in_either_order() {
     for order in [Order::TraceOutside, Order::MetricsOutside, Order::Combined] {

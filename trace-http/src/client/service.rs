@@ -8,8 +8,9 @@ use trace_core::{SpanKind, SpanRecorder};
 
 use super::layer::ClientConfig;
 use crate::body::ResponseBody;
+use crate::route::method_for_name;
 use crate::semconv;
-use crate::trace::{ResponseFuture, SpanObserver, span_name, split_host_port};
+use crate::trace::{ResponseFuture, SpanObserver, split_host_port};
 
 /// The service [`ClientTraceLayer`](super::ClientTraceLayer) wraps around a client.
 #[derive(Clone)]
@@ -59,7 +60,7 @@ where
             self.config
                 .propagation
                 .inject(&context, request.headers_mut());
-            span = SpanRecorder::start(context, span_name(method, None), SpanKind::Client);
+            span = SpanRecorder::start(context, method_for_name(method), SpanKind::Client);
             if span.is_recording() {
                 record_request(&mut span, &request, &self.config);
             }

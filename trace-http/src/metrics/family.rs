@@ -29,7 +29,8 @@ pub(crate) enum ErrorType {
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub(crate) struct ServerLabels {
     pub(crate) method: &'static str,
-    pub(crate) route: Option<Arc<str>>,
+    /// A kept route template (see `crate::route`).
+    pub(crate) route: Option<&'static str>,
     pub(crate) status: Option<StatusCode>,
     pub(crate) error: Option<ErrorType>,
 }
@@ -97,7 +98,7 @@ impl EncodeLabelSet for ServerLabels {
     fn encode(&self, encoder: &mut LabelSetEncoder<'_>) -> Result<(), std::fmt::Error> {
         ("http_request_method", self.method).encode(encoder.encode_label())?;
         // Unmatched requests get an empty route, never the raw path.
-        let route = self.route.as_deref().unwrap_or("");
+        let route = self.route.unwrap_or("");
         ("http_route", route).encode(encoder.encode_label())?;
         encode_status_and_error(self.status, self.error, encoder)
     }
@@ -168,11 +169,11 @@ fn shared_address(value: &Option<Arc<str>>) -> usize {
 }
 
 impl SeriesLabels for ServerLabels {
-    type Key = ((usize, usize), usize, u16, Option<ErrorType>);
+    type Key = ((usize, usize), (usize, usize), u16, Option<ErrorType>);
     fn key(&self) -> Self::Key {
         (
             str_address(self.method),
-            shared_address(&self.route),
+            self.route.map_or((0, 0), str_address),
             self.status.map_or(0, |s| s.as_u16()),
             self.error,
         )
@@ -281,7 +282,7 @@ impl<S: SeriesLabels, V> std::fmt::Debug for SeriesCache<S, V> {
     }
 }
 
-/// Shares one `Arc<str>` per distinct value (routes, server addresses), so building a label set
+/// Shares one `Arc<str>` per distinct value (server addresses, gRPC methods), so building a label set
 /// for a known value allocates nothing; bounded like the families.
 ///
 /// Lookups take no lock, as in [`SeriesCache`]: an immutable set behind an [`ArcSwap`], copied
@@ -346,30 +347,30 @@ mod tests {
 
     use super::*;
 
+    /// The route table's copy of `route`, as the layers label with.
+    fn kept(route: &str) -> &'static str {
+        crate::route::known_route(route).expect("room").template
+    }
+
     #[test]
     fn the_cap_sends_new_series_to_overflow_and_counts_them() {
         let overflowed = PromCounter::default();
-        let routes = Interner::new(100);
         let made = std::sync::Mutex::new(Vec::new());
-        let cache = SeriesCache::new(
-            |labels: &ServerLabels| labels.route.clone(),
-            2,
-            overflowed.clone(),
-        );
+        let cache = SeriesCache::new(|labels: &ServerLabels| labels.route, 2, overflowed.clone());
         let labels = |route: &str| ServerLabels {
             method: "GET",
-            route: Some(routes.get(route)),
+            route: Some(kept(route)),
             status: Some(StatusCode::OK),
             error: None,
         };
         for route in ["/a", "/b", "/c", "/d", "/a"] {
             cache.with(&labels(route), |series| {
-                made.lock().expect("not poisoned").push(series.clone());
+                made.lock().expect("not poisoned").push(*series);
             });
         }
         assert_eq!(overflowed.get(), 2);
         let made = made.into_inner().expect("not poisoned");
-        let routes: Vec<Option<&str>> = made.iter().map(|r| r.as_deref()).collect();
+        let routes: Vec<Option<&str>> = made.clone();
         assert_eq!(routes, [Some("/a"), Some("/b"), None, None, Some("/a")]);
     }
 
@@ -396,14 +397,13 @@ mod tests {
         const ROUTES: usize = 60;
         const CAP: usize = 100;
         let overflowed = PromCounter::default();
-        let routes = Interner::new(THREADS * ROUTES);
         let made = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let cache = SeriesCache::new(
             {
                 let made = made.clone();
                 move |labels: &ServerLabels| {
                     made.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    labels.route.clone()
+                    labels.route
                 }
             },
             CAP,
@@ -412,20 +412,20 @@ mod tests {
         let overflow_hits = std::sync::atomic::AtomicU64::new(0);
         std::thread::scope(|scope| {
             for thread in 0..THREADS {
-                let (cache, routes, overflow_hits) = (&cache, &routes, &overflow_hits);
+                let (cache, overflow_hits) = (&cache, &overflow_hits);
                 scope.spawn(move || {
                     // Each route twice: the second lookup must find what the first made.
                     for round in 0..2 {
                         for route in 0..ROUTES {
                             let labels = ServerLabels {
                                 method: "GET",
-                                route: Some(routes.get(&format!("/{thread}/{route}"))),
+                                route: Some(kept(&format!("/{thread}/{route}"))),
                                 status: Some(StatusCode::OK),
                                 error: None,
                             };
                             cache.with(&labels, |series| match series {
                                 Some(found) => assert!(
-                                    Arc::ptr_eq(found, labels.route.as_ref().expect("set")),
+                                    std::ptr::eq(*found, labels.route.expect("set")),
                                     "a label set's own series (round {round})"
                                 ),
                                 None => {

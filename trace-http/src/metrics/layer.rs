@@ -1,4 +1,5 @@
 use std::sync::Arc;
+use std::time::Duration;
 
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::exemplar::HistogramWithExemplars;
@@ -8,6 +9,7 @@ use prometheus_client::metrics::histogram::exponential_buckets;
 use prometheus_client::registry::{Registry, Unit};
 use tower_layer::Layer;
 
+use super::duration::{DEFAULT_EXEMPLAR_INTERVAL, DurationSeries};
 use super::family::{
     ClientLabels, Interner, MethodLabel, SeriesCache, ServerLabels, TraceExemplar,
 };
@@ -25,12 +27,10 @@ pub const DEFAULT_MAX_SERIES: usize = 2000;
 /// The handles a server label set records into.
 #[derive(Debug)]
 pub(crate) struct ServerSeries {
-    pub(crate) duration: HistogramWithExemplars<TraceExemplar>,
+    pub(crate) duration: DurationSeries,
     pub(crate) request_size: AtomicHistogram,
     pub(crate) response_size: AtomicHistogram,
 }
-
-type DurationHistogram = HistogramWithExemplars<TraceExemplar>;
 
 fn duration_histogram() -> HistogramWithExemplars<TraceExemplar> {
     HistogramWithExemplars::new(DURATION_BUCKETS.into_iter())
@@ -58,30 +58,28 @@ pub(crate) struct ServerMetrics {
     pub(crate) series: SeriesCache<ServerLabels, ServerSeries>,
     /// One gauge per normalised method, made up front: no lookup per request.
     pub(crate) active: Vec<(&'static str, Gauge)>,
-    pub(crate) routes: Interner,
     pub(crate) duration_end: DurationEnd,
 }
 
 impl ServerMetrics {
     /// The in-flight gauge for a normalised method name.
     pub(crate) fn active(&self, method: &'static str) -> Option<&Gauge> {
-        self.active
-            .iter()
-            .find(|(name, _)| std::ptr::eq(*name, method) || *name == method)
-            .map(|(_, gauge)| gauge)
+        let index = crate::semconv::method_index(method)?;
+        self.active.get(index).map(|(_, gauge)| gauge)
     }
 }
 
 /// What the client metrics layer records into.
 #[derive(Debug)]
 pub(crate) struct ClientMetrics {
-    pub(crate) series: SeriesCache<ClientLabels, DurationHistogram>,
+    pub(crate) series: SeriesCache<ClientLabels, DurationSeries>,
     pub(crate) addresses: Interner,
 }
 
 /// Options for [`MetricsLayer`] and [`ClientMetricsLayer`], and where they register.
 ///
 /// ```
+/// use std::time::Duration;
 /// use prometheus_client::registry::Registry;
 /// use trace_http::metrics::{DurationEnd, MetricsBuilder};
 ///
@@ -91,6 +89,7 @@ pub(crate) struct ClientMetrics {
 ///     .constant_label("service", "checkout")
 ///     .max_series_per_metric(500)
 ///     .duration_end(DurationEnd::Headers)
+///     .exemplar_interval(Duration::from_secs(1))
 ///     .server(&mut registry);
 /// # drop(layer);
 /// ```
@@ -100,6 +99,7 @@ pub struct MetricsBuilder {
     labels: Vec<(String, String)>,
     max_series: usize,
     duration_end: DurationEnd,
+    exemplar_interval: Duration,
 }
 
 impl Default for MetricsBuilder {
@@ -109,13 +109,15 @@ impl Default for MetricsBuilder {
 }
 
 impl MetricsBuilder {
-    /// No prefix, no constant labels, [`DEFAULT_MAX_SERIES`], durations to the body's end.
+    /// No prefix, no constant labels, [`DEFAULT_MAX_SERIES`], durations to the body's end,
+    /// exemplars every [`DEFAULT_EXEMPLAR_INTERVAL`] per bucket at most.
     pub fn new() -> Self {
         Self {
             prefix: None,
             labels: Vec::new(),
             max_series: DEFAULT_MAX_SERIES,
             duration_end: DurationEnd::default(),
+            exemplar_interval: DEFAULT_EXEMPLAR_INTERVAL,
         }
     }
 
@@ -142,6 +144,19 @@ impl MetricsBuilder {
     /// When durations stop: at the body's end (default) or at the response head.
     pub fn duration_end(mut self, end: DurationEnd) -> Self {
         self.duration_end = end;
+        self
+    }
+
+    /// How often each bucket of a duration histogram takes a new trace exemplar, at most
+    /// (default [`DEFAULT_EXEMPLAR_INTERVAL`], 100 ms).
+    ///
+    /// A bucket shows the last exemplar it took; between two, the sampled requests that land
+    /// in it are counted as usual but leave its exemplar as it is. Buckets are limited one by
+    /// one, so a rare slow request still marks its bucket. [`Duration::ZERO`] replaces the
+    /// exemplar on every sampled request (each then costs a map insert under the histogram's
+    /// lock).
+    pub fn exemplar_interval(mut self, interval: Duration) -> Self {
+        self.exemplar_interval = interval;
         self
     }
 
@@ -228,9 +243,10 @@ impl MetricsBuilder {
             .iter()
             .map(|&method| (method, active.get_or_create_owned(&MethodLabel(method))))
             .collect();
+        let interval = self.exemplar_interval;
         let series = SeriesCache::new(
             move |labels: &ServerLabels| ServerSeries {
-                duration: duration.get_or_create_owned(labels),
+                duration: DurationSeries::new(duration.get_or_create_owned(labels), interval),
                 request_size: request_size.get_or_create_owned(labels),
                 response_size: response_size.get_or_create_owned(labels),
             },
@@ -241,7 +257,6 @@ impl MetricsBuilder {
             metrics: Arc::new(ServerMetrics {
                 series,
                 active: active_gauges,
-                routes: Interner::new(self.max_series),
                 duration_end: self.duration_end,
             }),
         }
@@ -259,8 +274,11 @@ impl MetricsBuilder {
             Unit::Seconds,
             duration.clone(),
         );
+        let interval = self.exemplar_interval;
         let series = SeriesCache::new(
-            move |labels: &ClientLabels| duration.get_or_create_owned(labels),
+            move |labels: &ClientLabels| {
+                DurationSeries::new(duration.get_or_create_owned(labels), interval)
+            },
             self.max_series,
             overflowed,
         );

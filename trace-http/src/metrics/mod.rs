@@ -6,12 +6,14 @@
 //! `http_client_request_duration_seconds`. Both register into a `prometheus_client` registry the
 //! application owns, which [`metrics_service`] serves.
 
+mod duration;
 mod endpoint;
 mod family;
 mod histogram;
 mod layer;
 mod service;
 
+pub use duration::DEFAULT_EXEMPLAR_INTERVAL;
 pub use endpoint::{
     MetricsEndpoint, OPENMETRICS_CONTENT_TYPE, PROMETHEUS_CONTENT_TYPE, metrics_service,
 };

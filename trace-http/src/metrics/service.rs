@@ -16,8 +16,8 @@ use super::layer::{ClientMetrics, DurationEnd, ServerMetrics};
 use crate::RequestStart;
 use crate::body::ResponseBody;
 use crate::body::private::{BodyEnd, Observe};
+use crate::route::RequestRoute;
 use crate::semconv;
-use crate::trace::matched_route;
 
 /// The service [`MetricsLayer`](super::MetricsLayer) wraps around a server.
 #[derive(Debug, Clone)]
@@ -72,10 +72,11 @@ where
             .get::<SpanContext>()
             .and_then(TraceExemplar::of);
         let (method, _) = semconv::method_name(request.method());
+        let route = RequestRoute::of(&request);
         let observer = MetricsObserver::server(
             &self.metrics,
             method,
-            matched_route(&request),
+            route.label(),
             content_length(request.headers()),
             start,
             exemplar,
@@ -181,12 +182,11 @@ impl MetricsObserver {
     pub(crate) fn server(
         metrics: &Arc<ServerMetrics>,
         method: &'static str,
-        route: Option<&str>,
+        route: Option<&'static str>,
         request_size: Option<u64>,
         start: Instant,
         exemplar: Option<TraceExemplar>,
     ) -> Self {
-        let route = route.map(|route| metrics.routes.get(route));
         let in_flight = metrics.active(method).map(Gauge::inc).is_some();
         MetricsObserver {
             start,
@@ -258,7 +258,7 @@ impl MetricsObserver {
                 };
                 metrics.series.with(labels, |series| {
                     if duration {
-                        series.duration.observe(seconds, exemplar, None);
+                        series.duration.observe(seconds, exemplar, now);
                     }
                     if let Some(size) = request_size {
                         series.request_size.observe(size as f64);
@@ -273,7 +273,7 @@ impl MetricsObserver {
                     labels.status = status;
                     labels.error = error;
                     metrics.series.with(labels, |histogram| {
-                        histogram.observe(seconds, exemplar, None)
+                        histogram.observe(seconds, exemplar, now)
                     });
                 }
             }

@@ -2,7 +2,6 @@
 
 mod future;
 mod layer;
-mod names;
 mod service;
 
 use std::time::Instant;
@@ -12,9 +11,8 @@ use trace_core::{SpanRecorder, Status};
 
 pub use future::ResponseFuture;
 pub use layer::{TraceIdHeader, TraceLayer};
-pub(crate) use names::span_name;
 pub use service::TraceService;
-pub(crate) use service::{matched_route, response_header, server_context, split_host_port};
+pub(crate) use service::{response_header, server_context, split_host_port};
 
 use crate::body::private::{BodyEnd, Observe};
 use crate::metrics::MetricsObserver;

@@ -10,10 +10,10 @@ use trace_core::{SpanContext, SpanKind, SpanRecorder, StringValue};
 
 use super::future::ResponseFuture;
 use super::layer::{TraceConfig, TraceIdHeader};
-use super::names::span_name;
 use crate::RequestStart;
 use crate::context::WithContext;
 use crate::metrics::{MetricsObserver, TraceExemplar, content_length, parse_content_length};
+use crate::route::RequestRoute;
 use crate::semconv;
 
 /// The service [`TraceLayer`](super::TraceLayer) wraps around another.
@@ -58,9 +58,9 @@ where
 
     fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
         let config = &*self.config;
-        let route = matched_route(&request);
+        let route = RequestRoute::of(&request);
         let (method, _) = semconv::method_name(request.method());
-        let context = server_context(config, request.headers(), route.unwrap_or(method));
+        let context = server_context(config, request.headers(), route.text.unwrap_or(method));
         // A layer outside this one may have read the clocks already: share its readings (an
         // unsampled request without metrics reads no clock at all).
         let outer_start = if context.is_sampled() || config.metrics.is_some() {
@@ -79,7 +79,7 @@ where
             started = Some(start.instant);
             span = SpanRecorder::start_at(
                 context.clone(),
-                span_name(method, route),
+                route.span_name(method),
                 SpanKind::Server,
                 start.time,
                 start.instant,
@@ -100,7 +100,7 @@ where
             MetricsObserver::server(
                 metrics,
                 method,
-                route,
+                route.label(),
                 request_size,
                 started.unwrap_or_else(Instant::now),
                 TraceExemplar::of(&context),
@@ -142,22 +142,6 @@ pub(crate) fn server_context(config: &TraceConfig, headers: &HeaderMap, name: &s
     }
 }
 
-/// The route template axum matched, such as `/users/{id}`: bounded cardinality, unlike the path.
-pub(crate) fn matched_route<B>(request: &Request<B>) -> Option<&str> {
-    #[cfg(feature = "axum")]
-    {
-        request
-            .extensions()
-            .get::<axum::extract::MatchedPath>()
-            .map(axum::extract::MatchedPath::as_str)
-    }
-    #[cfg(not(feature = "axum"))]
-    {
-        let _ = request;
-        None
-    }
-}
-
 /// A debug header's value, if it is a sane correlation id: visible ASCII, at most 256 bytes.
 fn debug_id(value: &HeaderValue) -> Option<Arc<str>> {
     let value = value.to_str().ok()?.trim();
@@ -187,11 +171,13 @@ fn record_request<B>(
     span: &mut SpanRecorder,
     request: &Request<B>,
     config: &TraceConfig,
-    route: Option<&str>,
+    route: RequestRoute<'_>,
 ) -> Option<u64> {
     semconv::record_method(span, request.method());
-    if let Some(route) = route {
-        span.set_attribute(semconv::HTTP_ROUTE, StringValue::copied(route));
+    match (route.known, route.text) {
+        (Some(known), _) => span.set_attribute(semconv::HTTP_ROUTE, known.template),
+        (None, Some(text)) => span.set_attribute(semconv::HTTP_ROUTE, StringValue::copied(text)),
+        (None, None) => {}
     }
     let uri = request.uri();
     span.set_attribute(semconv::URL_PATH, StringValue::copied(uri.path()));
