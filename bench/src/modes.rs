@@ -31,6 +31,10 @@ const SERVICE_NAME: &str = "tracewire-bench";
 pub(crate) enum Mode {
     /// The handler alone: the baseline every other mode is compared with.
     Bare,
+    /// A layer that does nothing, added with `Router::layer`: what axum charges for any layer
+    /// on its routes (the route re-boxed and cloned per request, its future boxed), the floor
+    /// under every layered mode.
+    IdentityLayer,
     /// tracewire's `TraceLayer` recording `MetricsLayer`'s metrics too (exemplars), every
     /// request sampled, spans exported over OTLP/HTTP.
     Tracewire,
@@ -104,6 +108,7 @@ pub(crate) fn app(
     let nothing: Finish = Box::new(|| {});
     Ok(match mode {
         Mode::Bare => (users(), nothing),
+        Mode::IdentityLayer => (users().layer(tower_layer::Identity::new()), nothing),
         Mode::Tracewire | Mode::TracewireUnsampled => {
             let mut registry = Registry::default();
             let metrics = MetricsBuilder::new().server(&mut registry);
