@@ -134,6 +134,28 @@ impl SpanContext {
         }
     }
 
+    /// A context from all its parts but the collector.
+    pub(crate) const fn from_parts(
+        trace_id: TraceId,
+        span_id: SpanId,
+        parent_span_id: Option<SpanId>,
+        flags: TraceFlags,
+        trace_state: TraceState,
+        baggage: Baggage,
+        debug_id: Option<Arc<str>>,
+    ) -> Self {
+        Self {
+            trace_id,
+            span_id,
+            parent_span_id,
+            flags,
+            trace_state,
+            baggage,
+            debug_id,
+            collector: None,
+        }
+    }
+
     /// The context of a new trace's root span: random ids, and the [`TraceFlags::RANDOM`] flag
     /// added to `flags`.
     pub fn new_root(flags: TraceFlags) -> Self {

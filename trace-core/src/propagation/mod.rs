@@ -115,11 +115,16 @@ impl Extracted {
             SamplingDecision::SampleDebug => self.debug_id,
             _ => None,
         };
-        SpanContext::new(trace_id, SpanId::random(), decision.apply_to(base_flags))
-            .with_parent_span_id(parent_span_id)
-            .with_trace_state(trace_state)
-            .with_baggage(self.baggage)
-            .with_debug_id(debug_id)
+        // Built whole: a chain of `with_*` calls moves the context once per call.
+        SpanContext::from_parts(
+            trace_id,
+            SpanId::random(),
+            parent_span_id,
+            decision.apply_to(base_flags),
+            trace_state,
+            self.baggage,
+            debug_id,
+        )
     }
 }
 
