@@ -282,8 +282,8 @@ impl<S: SeriesLabels, V> std::fmt::Debug for SeriesCache<S, V> {
     }
 }
 
-/// Shares one `Arc<str>` per distinct value (server addresses, gRPC methods), so building a label set
-/// for a known value allocates nothing; bounded like the families.
+/// Shares one `Arc<str>` per distinct value (server addresses, gRPC methods), so building a label
+/// set for a known value allocates nothing; bounded like the families.
 ///
 /// Lookups take no lock, as in [`SeriesCache`]: an immutable set behind an [`ArcSwap`], copied
 /// and swapped under a mutex when a value is added.

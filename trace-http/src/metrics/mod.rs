@@ -1,7 +1,8 @@
 //! Request metrics for Prometheus, linked to traces by exemplars, and the `/metrics` endpoint.
 //!
 //! [`MetricsLayer`] records `http_server_request_duration_seconds` (the OpenTelemetry HTTP
-//! conventions' histogram, with `trace_id`/`span_id` exemplars for sampled requests),
+//! conventions' histogram, with `trace_id`/`span_id` exemplars for sampled requests, each bucket
+//! taking a new one at most every [`MetricsBuilder::exemplar_interval`]),
 //! `http_server_active_requests` and body-size histograms; [`ClientMetricsLayer`] records
 //! `http_client_request_duration_seconds`. Both register into a `prometheus_client` registry the
 //! application owns, which [`metrics_service`] serves.
