@@ -107,19 +107,30 @@ pub struct HeaderScan<'a> {
 impl<'a> HeaderScan<'a> {
     /// Scans `map` once.
     pub fn new(map: &'a HeaderMap) -> Self {
+        Self::new_with(map, |_, _| {})
+    }
+
+    /// Scans `map` once, handing every header that no built-in format reads to `other`, in
+    /// order: for a caller that wants a few more headers without a second pass.
+    #[inline]
+    pub fn new_with(
+        map: &'a HeaderMap,
+        mut other: impl FnMut(&'a HeaderName, &'a HeaderValue),
+    ) -> Self {
         let mut scan = Self {
             map,
             first_values: [None; KNOWN_COUNT],
             repeated: 0,
             has_uberctx: false,
         };
-        for (name, value) in map {
-            let name = name.as_str();
+        for (header, value) in map {
+            let name = header.as_str();
             // Every trace header starts with one of these; most others are passed over here.
             if !matches!(
                 name.as_bytes().first(),
                 Some(b't' | b'b' | b'u' | b'j' | b'x')
             ) {
+                other(header, value);
                 continue;
             }
             match Known::classify(name) {
@@ -127,7 +138,8 @@ impl<'a> HeaderScan<'a> {
                     Some(_) => scan.repeated |= 1 << known as u16,
                     slot => *slot = Some(value),
                 },
-                None => scan.has_uberctx |= name.starts_with(UBERCTX_PREFIX),
+                None if name.starts_with(UBERCTX_PREFIX) => scan.has_uberctx = true,
+                None => other(header, value),
             }
         }
         scan
@@ -386,6 +398,39 @@ mod tests {
                 reason: "header sent more than once"
             })
         );
+    }
+
+    #[test]
+    fn the_other_headers_are_handed_over_in_the_same_pass() {
+        let headers = test_header_map(&[
+            ("host", "example.com"),
+            (
+                "traceparent",
+                "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+            ),
+            ("user-agent", "curl"),
+            ("uberctx-k", "v"),
+            ("x-request-id", "7"),
+            ("content-length", "12"),
+            ("baggage", "k=v"),
+        ]);
+        let mut others = Vec::new();
+        let scan = HeaderScan::new_with(&headers, |name, value| {
+            others.push((name.as_str(), value.to_str().expect("ascii")));
+        });
+        others.sort_unstable();
+        assert_eq!(
+            others,
+            [
+                ("content-length", "12"),
+                ("host", "example.com"),
+                ("user-agent", "curl"),
+                ("x-request-id", "7"),
+            ],
+            "every header but those the formats read"
+        );
+        assert!(scan.contains(Known::Traceparent) && scan.contains(Known::Baggage));
+        assert!(scan.has_uberctx());
     }
 
     #[test]

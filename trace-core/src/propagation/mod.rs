@@ -21,7 +21,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use http::HeaderMap;
+use http::{HeaderMap, HeaderName, HeaderValue};
 
 use crate::sampler::{Sampler, SamplingDecision, SamplingRequest};
 use crate::{Baggage, SpanContext, SpanId, TraceFlags, TraceId, TraceState, TraceStateError};
@@ -291,8 +291,20 @@ impl CompositePropagator {
 
     /// Reads the headers with every format, the preferred first. Rejections are counted.
     pub fn extract(&self, headers: &HeaderMap) -> Extracted {
+        self.extract_with(headers, |_, _| {})
+    }
+
+    /// [`extract`](Self::extract), handing every header that no built-in format reads to
+    /// `other` in the same pass over the map: a server that also wants `Host`, `User-Agent` or
+    /// `Content-Length` reads them without a second pass or a lookup each.
+    #[inline]
+    pub fn extract_with<'h>(
+        &self,
+        headers: &'h HeaderMap,
+        other: impl FnMut(&'h HeaderName, &'h HeaderValue),
+    ) -> Extracted {
         let mut extracted = Extracted::default();
-        let scan = HeaderScan::new(headers);
+        let scan = HeaderScan::new_with(headers, other);
         for (format, counters) in self.formats.iter().zip(self.counters.iter()) {
             match format.extract_scanned(&scan, &mut extracted) {
                 Ok(Presence::Found) => {

@@ -12,7 +12,7 @@ use super::future::ResponseFuture;
 use super::layer::{TraceConfig, TraceIdHeader};
 use crate::RequestStart;
 use crate::context::WithContext;
-use crate::metrics::{MetricsObserver, TraceExemplar, content_length, parse_content_length};
+use crate::metrics::{MetricsObserver, TraceExemplar, parse_content_length};
 use crate::route::RequestRoute;
 use crate::semconv;
 
@@ -60,7 +60,8 @@ where
         let config = &*self.config;
         let route = RequestRoute::of(&request);
         let (method, _) = semconv::method_name(request.method());
-        let context = server_context(config, request.headers(), route.text.unwrap_or(method));
+        let (context, seen) =
+            server_context_and_headers(config, request.headers(), route.text.unwrap_or(method));
         // A layer outside this one may have read the clocks already: share its readings (an
         // unsampled request without metrics reads no clock at all).
         let outer_start = if context.is_sampled() || config.metrics.is_some() {
@@ -72,7 +73,6 @@ where
         let mut span = SpanRecorder::disabled();
         let mut trace_id_header = None;
         let mut started = outer_start.map(|start| start.instant);
-        let mut request_size = None;
         let mut start_for_inner = None;
         if context.is_sampled() {
             let start = outer_start.unwrap_or_else(RequestStart::now);
@@ -84,7 +84,7 @@ where
                 start.time,
                 start.instant,
             );
-            request_size = record_request(&mut span, &request, config, route);
+            record_request(&mut span, &request, config, route, seen);
             trace_id_header = response_header(&config.trace_id_header, &context).map(Box::new);
             // For a layer inside this one, so that it reads no clock of its own (not needed when
             // this layer records the metrics itself).
@@ -93,15 +93,11 @@ where
             }
         }
         let metrics = config.metrics.as_ref().map(|metrics| {
-            // A sampled request's headers were read for the span already.
-            if !context.is_sampled() {
-                request_size = content_length(request.headers());
-            }
             MetricsObserver::server(
                 metrics,
                 method,
                 route.label(),
-                request_size,
+                seen.content_length,
                 started.unwrap_or_else(Instant::now),
                 TraceExemplar::of(&context),
             )
@@ -122,10 +118,40 @@ where
     }
 }
 
+/// The request headers a server span and its metrics read besides the trace headers.
+#[derive(Debug, Clone, Copy, Default)]
+struct ServerHeaders<'a> {
+    host: Option<&'a HeaderValue>,
+    user_agent: Option<&'a HeaderValue>,
+    /// The body size `Content-Length` announces.
+    content_length: Option<u64>,
+}
+
 /// The context of a server span for a request with these headers: the caller's context read with
 /// the configured propagation (and debug headers), the sampler's decision, the collector.
 pub(crate) fn server_context(config: &TraceConfig, headers: &HeaderMap, name: &str) -> SpanContext {
-    let mut extracted = config.propagation.extract(headers);
+    server_context_and_headers(config, headers, name).0
+}
+
+/// [`server_context`], and the other headers the layer reads, found in the propagation's one
+/// pass over the map (rather than a second pass, or a hashed lookup each).
+fn server_context_and_headers<'h>(
+    config: &TraceConfig,
+    headers: &'h HeaderMap,
+    name: &str,
+) -> (SpanContext, ServerHeaders<'h>) {
+    let mut seen = ServerHeaders::default();
+    let mut content_length = None;
+    let mut extracted = config.propagation.extract_with(headers, |header, value| {
+        if *header == http::header::HOST {
+            seen.host.get_or_insert(value);
+        } else if *header == http::header::USER_AGENT {
+            seen.user_agent.get_or_insert(value);
+        } else if *header == http::header::CONTENT_LENGTH {
+            content_length.get_or_insert(value);
+        }
+    });
+    seen.content_length = content_length.and_then(parse_content_length);
     if extracted.debug_id.is_none() {
         extracted.debug_id = config
             .unread_debug_headers
@@ -135,11 +161,12 @@ pub(crate) fn server_context(config: &TraceConfig, headers: &HeaderMap, name: &s
     let context = extracted.into_span_context(&*config.sampler, name);
     // An unsampled context records nothing, here or in its children: it needs no collector
     // (and skips two reference-count updates per request on a handle every worker shares).
-    if context.is_sampled() {
+    let context = if context.is_sampled() {
         context.with_collector(config.collector.clone())
     } else {
         context
-    }
+    };
+    (context, seen)
 }
 
 /// A debug header's value, if it is a sane correlation id: visible ASCII, at most 256 bytes.
@@ -166,13 +193,14 @@ fn ip_text(ip: std::net::IpAddr) -> StringValue {
     StringValue::from(ip.to_string())
 }
 
-/// Records the request's attributes; returns the body size its `Content-Length` announces.
+/// Records the request's attributes.
 fn record_request<B>(
     span: &mut SpanRecorder,
     request: &Request<B>,
     config: &TraceConfig,
     route: RequestRoute<'_>,
-) -> Option<u64> {
+    seen: ServerHeaders<'_>,
+) {
     semconv::record_method(span, request.method());
     match (route.known, route.text) {
         (Some(known), _) => span.set_attribute(semconv::HTTP_ROUTE, known.template),
@@ -187,18 +215,8 @@ fn record_request<B>(
         Some(other) => Cow::Owned(other.to_owned()),
     };
     span.set_attribute(semconv::URL_SCHEME, scheme);
-    // One pass over the headers for the three read here, rather than a hashed lookup each.
-    let (mut host_header, mut agent, mut length) = (None, None, None);
-    for (name, value) in request.headers() {
-        if *name == http::header::HOST {
-            host_header.get_or_insert(value);
-        } else if *name == http::header::USER_AGENT {
-            agent.get_or_insert(value);
-        } else if *name == http::header::CONTENT_LENGTH {
-            length.get_or_insert(value);
-        }
-    }
-    let host = host_header
+    let host = seen
+        .host
         .and_then(|h| h.to_str().ok())
         .or_else(|| uri.authority().map(http::uri::Authority::as_str));
     if let Some((address, port)) = host.and_then(split_host_port) {
@@ -210,15 +228,14 @@ fn record_request<B>(
     if let Some(version) = semconv::protocol_version(request.version()) {
         span.set_attribute(semconv::NETWORK_PROTOCOL_VERSION, version);
     }
-    if let Some(agent) = agent.and_then(|v| v.to_str().ok()) {
+    if let Some(agent) = seen.user_agent.and_then(|v| v.to_str().ok()) {
         span.set_attribute(semconv::USER_AGENT_ORIGINAL, StringValue::copied(agent));
     }
     if let Some(peer) = client_address(request) {
         span.set_attribute(semconv::CLIENT_ADDRESS, ip_text(peer.ip()));
         span.set_attribute(semconv::CLIENT_PORT, i64::from(peer.port()));
     }
-    let request_size = length.and_then(parse_content_length);
-    if let Some(size) = request_size {
+    if let Some(size) = seen.content_length {
         span.set_attribute(semconv::HTTP_REQUEST_BODY_SIZE, size);
     }
     for (name, key) in &config.recorded_headers {
@@ -238,7 +255,6 @@ fn record_request<B>(
     if let Some(debug_id) = span.context().and_then(SpanContext::debug_id) {
         span.set_attribute(semconv::JAEGER_DEBUG_ID, StringValue::copied(debug_id));
     }
-    request_size
 }
 
 /// `host[:port]` or `[v6]:port` into host and port.
