@@ -267,3 +267,61 @@ fn injection_replaces_stale_headers() {
         Some("v")
     );
 }
+
+/// A format of the application's own, reading a header no built-in format knows.
+#[derive(Debug)]
+struct RequestIdFormat;
+
+impl Propagator for RequestIdFormat {
+    fn name(&self) -> &'static str {
+        "request-id"
+    }
+
+    fn extract(
+        &self,
+        headers: &HeaderMap,
+        into: &mut Extracted,
+    ) -> Result<trace_core::propagation::Presence, trace_core::propagation::ExtractError> {
+        let Some(id) = headers.get("x-request-id").and_then(|v| v.to_str().ok()) else {
+            return Ok(trace_core::propagation::Presence::Absent);
+        };
+        into.baggage = Baggage::EMPTY
+            .with_entry("request.id", id)
+            .expect("a short entry");
+        Ok(trace_core::propagation::Presence::Found)
+    }
+
+    fn inject(&self, _context: &SpanContext, _headers: &mut HeaderMap) {}
+}
+
+/// A built-in format is skipped when the scan found none of its headers; a format of the
+/// application's own is always asked, since the scan cannot know what it reads.
+#[test]
+fn formats_are_asked_when_their_headers_are_there_and_custom_ones_always() {
+    let propagation = CompositePropagator::new(vec![
+        Box::new(TraceContextPropagator::new()),
+        Box::new(B3Propagator::new(B3Encoding::MultipleHeaders)),
+        Box::new(RequestIdFormat),
+    ]);
+    let extracted = propagation.extract(&headers(&[("x-request-id", "r-42")]));
+    assert!(extracted.parent.is_none());
+    assert_eq!(extracted.baggage.get("request.id"), Some("r-42"));
+    let extracted = propagation.extract(&headers(&[
+        ("x-b3-traceid", B3_TRACE),
+        ("x-b3-spanid", "e457b5a2e4d86bd1"),
+        ("x-b3-sampled", "1"),
+    ]));
+    let parent = extracted
+        .parent
+        .expect("the B3 parent, read with no W3C header present");
+    assert_eq!(parent.trace_id.to_string(), B3_TRACE);
+    let found: Vec<(&str, u64)> = propagation
+        .stats()
+        .iter()
+        .map(|s| (s.name, s.found))
+        .collect();
+    assert_eq!(
+        found,
+        [("tracecontext", 0), ("b3multi", 1), ("request-id", 1)]
+    );
+}

@@ -2,7 +2,7 @@
 
 use http::{HeaderMap, HeaderName, HeaderValue};
 
-use super::header::{HeaderScan, Known, MAX_ID_HEADER_LEN, StackValue, replace};
+use super::header::{HeaderScan, Known, MAX_ID_HEADER_LEN, ScannedHeaders, StackValue, replace};
 use super::{ExtractError, Extracted, Presence, Propagator, RemoteContext};
 use crate::id::parse_hex_u64;
 use crate::{SpanContext, SpanId, TraceFlags, TraceId, TraceState};
@@ -114,6 +114,20 @@ impl Propagator for B3Propagator {
             }
             (Some(error), _) => Err(error),
         }
+    }
+
+    fn scanned_headers(&self) -> ScannedHeaders {
+        ScannedHeaders::of(
+            &[
+                Known::B3,
+                Known::XB3TraceId,
+                Known::XB3SpanId,
+                Known::XB3ParentSpanId,
+                Known::XB3Sampled,
+                Known::XB3Flags,
+            ],
+            false,
+        )
     }
 
     fn inject(&self, context: &SpanContext, headers: &mut HeaderMap) {

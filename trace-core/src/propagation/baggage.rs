@@ -3,6 +3,7 @@
 use http::{HeaderMap, HeaderValue};
 use percent_encoding::{percent_decode, utf8_percent_encode};
 
+use super::header::ScannedHeaders;
 use super::header::{
     BAGGAGE_VALUE_ESCAPES, Dropped, HeaderScan, Known, is_baggage_octet, is_token, limit_reason,
     replace,
@@ -95,6 +96,10 @@ impl Propagator for BaggagePropagator {
             Some(error) => Err(error),
             None => Ok(Presence::Found),
         }
+    }
+
+    fn scanned_headers(&self) -> ScannedHeaders {
+        ScannedHeaders::of(&[Known::Baggage], false)
     }
 
     fn inject(&self, context: &SpanContext, headers: &mut HeaderMap) {

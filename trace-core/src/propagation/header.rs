@@ -59,6 +59,32 @@ static KNOWN_NAMES: [HeaderName; KNOWN_COUNT] = [
     HeaderName::from_static("x-b3-flags"),
 ];
 
+/// The headers a built-in format reads from a [`HeaderScan`], as a set: a composite asks a
+/// format only when the scan found one of them. Only this crate's formats can name one (the
+/// default, for any other format, is to be asked always). Not a stable API.
+#[doc(hidden)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ScannedHeaders(u16);
+
+impl ScannedHeaders {
+    /// Every header: the set of a format that may read anything.
+    pub(super) const ALL: Self = Self(u16::MAX);
+
+    /// The set of these headers (and, with `uberctx`, Jaeger's `uberctx-*` headers).
+    pub(super) const fn of(known: &[Known], uberctx: bool) -> Self {
+        let mut bits = if uberctx { UBERCTX_BIT } else { 0 };
+        let mut i = 0;
+        while i < known.len() {
+            bits |= 1 << known[i] as u16;
+            i += 1;
+        }
+        Self(bits)
+    }
+}
+
+/// The bit of [`ScannedHeaders`] for `uberctx-*` headers, after the [`Known`] ones.
+const UBERCTX_BIT: u16 = 1 << KNOWN_COUNT;
+
 /// Prefix of Jaeger's per-entry baggage headers.
 pub(super) const UBERCTX_PREFIX: &str = "uberctx-";
 
@@ -100,6 +126,8 @@ impl Known {
 pub struct HeaderScan<'a> {
     map: &'a HeaderMap,
     first_values: [Option<&'a HeaderValue>; KNOWN_COUNT],
+    /// The headers found, as [`ScannedHeaders`] bits.
+    present: u16,
     repeated: u16,
     has_uberctx: bool,
 }
@@ -120,6 +148,7 @@ impl<'a> HeaderScan<'a> {
         let mut scan = Self {
             map,
             first_values: [None; KNOWN_COUNT],
+            present: 0,
             repeated: 0,
             has_uberctx: false,
         };
@@ -136,9 +165,15 @@ impl<'a> HeaderScan<'a> {
             match Known::classify(name) {
                 Some(known) => match &mut scan.first_values[known as usize] {
                     Some(_) => scan.repeated |= 1 << known as u16,
-                    slot => *slot = Some(value),
+                    slot => {
+                        *slot = Some(value);
+                        scan.present |= 1 << known as u16;
+                    }
                 },
-                None if name.starts_with(UBERCTX_PREFIX) => scan.has_uberctx = true,
+                None if name.starts_with(UBERCTX_PREFIX) => {
+                    scan.has_uberctx = true;
+                    scan.present |= UBERCTX_BIT;
+                }
                 None => other(header, value),
             }
         }
@@ -152,7 +187,13 @@ impl<'a> HeaderScan<'a> {
 
     /// Whether the request carries any header a built-in format reads.
     pub fn has_trace_headers(&self) -> bool {
-        self.has_uberctx || self.first_values.iter().any(Option::is_some)
+        self.present != 0
+    }
+
+    /// Whether a format reading `headers` may find something: it reads [`ScannedHeaders::ALL`]
+    /// (anything, as far as the scan knows), or the request carries one of them.
+    pub(super) fn has_any(&self, headers: ScannedHeaders) -> bool {
+        headers == ScannedHeaders::ALL || self.present & headers.0 != 0
     }
 
     /// Whether the header is present.

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use http::{HeaderMap, HeaderName, HeaderValue};
 use percent_encoding::{AsciiSet, percent_decode, utf8_percent_encode};
 
+use super::header::ScannedHeaders;
 use super::header::{
     BAGGAGE_VALUE_ESCAPES, Dropped, HeaderScan, Known, MAX_ID_HEADER_LEN, StackValue,
     UBERCTX_PREFIX, is_token, limit_reason, replace,
@@ -176,6 +177,17 @@ impl Propagator for JaegerPropagator {
             None if found => Ok(Presence::Found),
             None => Ok(Presence::Absent),
         }
+    }
+
+    fn scanned_headers(&self) -> ScannedHeaders {
+        ScannedHeaders::of(
+            &[
+                Known::UberTraceId,
+                Known::JaegerDebugId,
+                Known::JaegerBaggage,
+            ],
+            true,
+        )
     }
 
     fn inject(&self, context: &SpanContext, headers: &mut HeaderMap) {

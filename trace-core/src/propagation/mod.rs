@@ -34,7 +34,7 @@ mod w3c;
 
 pub use b3::{B3Encoding, B3Propagator};
 pub use baggage::BaggagePropagator;
-pub use header::HeaderScan;
+pub use header::{HeaderScan, ScannedHeaders};
 pub use jaeger::JaegerPropagator;
 pub use w3c::TraceContextPropagator;
 
@@ -199,6 +199,14 @@ pub trait Propagator: Send + Sync + fmt::Debug {
 
     /// Writes `context` in this format, replacing any headers of the format already present.
     fn inject(&self, context: &SpanContext, headers: &mut HeaderMap);
+
+    /// The headers [`extract_scanned`](Propagator::extract_scanned) reads, so that a composite
+    /// skips the format on a request that has none of them (most requests carry one format's
+    /// headers, or none). Only the built-in formats can name a set; any other is always asked.
+    #[doc(hidden)]
+    fn scanned_headers(&self) -> ScannedHeaders {
+        ScannedHeaders::ALL
+    }
 }
 
 /// Counters for one format of a [`CompositePropagator`].
@@ -212,10 +220,12 @@ pub struct FormatStats {
     pub rejected: u64,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Counters {
     found: AtomicU64,
     rejected: AtomicU64,
+    /// The format's [`Propagator::scanned_headers`], asked once.
+    reads: ScannedHeaders,
 }
 
 /// Several formats in an order of preference.
@@ -247,7 +257,14 @@ pub struct UnknownPropagator(pub String);
 impl CompositePropagator {
     /// The formats in this order of preference.
     pub fn new(formats: Vec<Box<dyn Propagator>>) -> Self {
-        let counters = formats.iter().map(|_| Counters::default()).collect();
+        let counters = formats
+            .iter()
+            .map(|format| Counters {
+                found: AtomicU64::new(0),
+                rejected: AtomicU64::new(0),
+                reads: format.scanned_headers(),
+            })
+            .collect();
         Self {
             formats: formats.into(),
             counters,
@@ -306,6 +323,10 @@ impl CompositePropagator {
         let mut extracted = Extracted::default();
         let scan = HeaderScan::new_with(headers, other);
         for (format, counters) in self.formats.iter().zip(self.counters.iter()) {
+            // Nothing to read: the format would find its headers absent.
+            if !scan.has_any(counters.reads) {
+                continue;
+            }
             match format.extract_scanned(&scan, &mut extracted) {
                 Ok(Presence::Found) => {
                     counters.found.fetch_add(1, Ordering::Relaxed);

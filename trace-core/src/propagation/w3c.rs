@@ -2,7 +2,7 @@
 
 use http::{HeaderMap, HeaderValue};
 
-use super::header::{HeaderScan, Known, MAX_ID_HEADER_LEN, hex_byte, replace};
+use super::header::{HeaderScan, Known, MAX_ID_HEADER_LEN, ScannedHeaders, hex_byte, replace};
 use super::{ExtractError, Extracted, Presence, Propagator, RemoteContext};
 use crate::id::parse_hex_u64;
 use crate::{HexId, SpanContext, SpanId, TraceFlags, TraceId, TraceState};
@@ -112,6 +112,10 @@ impl Propagator for TraceContextPropagator {
                 Err(ExtractError::TraceState(error))
             }
         }
+    }
+
+    fn scanned_headers(&self) -> ScannedHeaders {
+        ScannedHeaders::of(&[Known::Traceparent, Known::Tracestate], false)
     }
 
     fn inject(&self, context: &SpanContext, headers: &mut HeaderMap) {
