@@ -122,16 +122,15 @@ pub struct SpanContext {
 impl SpanContext {
     /// A context with these ids and flags, no parent, and no collector.
     pub const fn new(trace_id: TraceId, span_id: SpanId, flags: TraceFlags) -> Self {
-        Self {
+        Self::from_parts(
             trace_id,
             span_id,
-            parent_span_id: None,
+            None,
             flags,
-            trace_state: TraceState::EMPTY,
-            baggage: Baggage::EMPTY,
-            debug_id: None,
-            collector: None,
-        }
+            TraceState::EMPTY,
+            Baggage::EMPTY,
+            None,
+        )
     }
 
     /// A context from all its parts but the collector.

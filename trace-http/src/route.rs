@@ -12,13 +12,15 @@
 use std::borrow::Cow;
 use std::sync::{Mutex, OnceLock, PoisonError};
 
+#[cfg(feature = "axum")]
+use axum::extract::MatchedPath;
 use rustc_hash::FxHashMap;
+
+use crate::semconv::{METHOD_NAMES, method_index};
 
 /// The most routes kept. Only routes made per request (a misuse: a route is a template) could
 /// reach it; routes beyond it are not kept (see [`known_route`]).
 const MAX_ROUTES: usize = 4096;
-
-use crate::semconv::{METHOD_NAMES, method_index};
 
 /// A kept route template and the span names made from it so far.
 #[derive(Debug)]
@@ -34,10 +36,11 @@ impl KnownRoute {
     /// `{METHOD} {template}` for a name [`method_name`](crate::semconv::method_name) gave.
     fn span_name(&'static self, method: &'static str) -> Option<&'static str> {
         let index = method_index(method)?;
-        Some(self.names.get(index)?.get_or_init(|| {
-            let method = if method == "_OTHER" { "HTTP" } else { method };
-            leak(format!("{method} {}", self.template))
-        }))
+        Some(
+            self.names
+                .get(index)?
+                .get_or_init(|| leak(format!("{} {}", method_for_name(method), self.template))),
+        )
     }
 }
 
@@ -64,9 +67,6 @@ thread_local! {
     static RECENT: std::cell::RefCell<[Option<(MatchedPath, &'static KnownRoute)>; CACHE_SLOTS]> =
         const { std::cell::RefCell::new([const { None }; CACHE_SLOTS]) };
 }
-
-#[cfg(feature = "axum")]
-use axum::extract::MatchedPath;
 
 /// The route a request was routed by, as the router's text and the kept copy.
 #[derive(Debug, Clone, Copy, Default)]
