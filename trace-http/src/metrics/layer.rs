@@ -300,7 +300,9 @@ impl MetricsBuilder {
 /// the trace layer, [`TraceLayer::metrics`](crate::TraceLayer::metrics), which records these
 /// same metrics from its own service: one layer instead of two. Labels come only from bounded sources (the
 /// normalised method, axum's matched route — empty when none matched —, the status code), and
-/// each metric is capped in distinct series.
+/// each metric is capped in distinct series. Route templates are kept once for the whole
+/// program, up to 4,096 distinct ones; a route beyond that (only routes made per request could
+/// get there) is labelled `_overflow`.
 ///
 /// ```
 /// use std::sync::Arc;
