@@ -2,7 +2,9 @@
 //!
 //! A route is one of the router's templates (`/users/{id}`), so there are few; each is copied
 //! once into a table every thread shares, and then found per request through a small per-thread
-//! cache: no lock, no hash of the text, no reference count. Both layers use the kept copy: the
+//! cache keyed by the address of the router's own text: no lock, no hash of the text, no
+//! reference count. (A router that makes a new text per request, as one nested with
+//! `nest_service` does, is found by a hash of the text in a second per-thread map instead.) Both layers use the kept copy: the
 //! metrics as the `http_route` label (keyed by its address), the trace layer for the span name
 //! `{METHOD} {route}`, made once per method and route rather than formatted per request.
 
@@ -134,15 +136,35 @@ fn known_matched_path(path: &MatchedPath) -> Option<&'static KnownRoute> {
         {
             return Some(*known);
         }
-        let known = known_route(text)?;
+        let known = seen_route(text)?;
         *entry = Some((path.clone(), known));
         Some(known)
     })
 }
 
+#[cfg(feature = "axum")]
+thread_local! {
+    /// Every route this thread has met, by its text: the second place to look, for a router
+    /// that makes a new text per request (a `Router` under `nest_service` prefixes the outer
+    /// route into a fresh string each time), so that it costs a hash rather than the lock.
+    static SEEN: std::cell::RefCell<FxHashMap<Box<str>, &'static KnownRoute>> =
+        std::cell::RefCell::default();
+}
+
+/// The kept route for `text`, through this thread's map of the routes it met.
+#[cfg(feature = "axum")]
+fn seen_route(text: &str) -> Option<&'static KnownRoute> {
+    if let Some(known) = SEEN.with(|seen| seen.borrow().get(text).copied()) {
+        return Some(known);
+    }
+    let known = known_route(text)?;
+    SEEN.with(|seen| seen.borrow_mut().insert(text.into(), known));
+    Some(known)
+}
+
 /// The kept copy of `route`, kept now if no thread has kept it; `None` once [`MAX_ROUTES`] are
 /// kept and `route` is not one of them. Takes a lock: per request, go through
-/// [`RequestRoute::of`] and its per-thread cache.
+/// [`RequestRoute::of`] and its per-thread caches.
 #[cold]
 pub(crate) fn known_route(route: &str) -> Option<&'static KnownRoute> {
     let mut kept = kept().lock().unwrap_or_else(PoisonError::into_inner);
@@ -214,6 +236,50 @@ mod tests {
         assert_eq!(unkept.label(), Some(crate::metrics::OVERFLOW));
         assert_eq!(route("/names/{id}").label(), Some("/names/{id}"));
         assert_eq!(RequestRoute::default().label(), None);
+    }
+
+    /// A `Router` nested with `nest_service` hands its handler a new matched-path text on every
+    /// request (the outer route prefixed): each still finds the one kept route.
+    #[cfg(feature = "axum")]
+    #[test]
+    fn a_router_that_makes_its_route_text_per_request_finds_the_kept_route() {
+        use std::convert::Infallible;
+        use std::future::{Future, ready};
+        use std::pin::pin;
+        use std::task::{Context, Poll, Waker};
+        use tower_service::Service;
+
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let slot = seen.clone();
+        let inner: axum::Router = axum::Router::new().route_service(
+            "/items/{id}",
+            tower::service_fn(move |request: http::Request<axum::body::Body>| {
+                let label = RequestRoute::of(&request).label();
+                slot.lock().expect("not poisoned").push(label);
+                ready(Ok::<_, Infallible>(http::Response::new(
+                    axum::body::Body::empty(),
+                )))
+            }),
+        );
+        let mut router: axum::Router = axum::Router::new().nest_service("/shop", inner);
+        for id in ["1", "2", "3"] {
+            let request = http::Request::get(format!("/shop/items/{id}"))
+                .body(axum::body::Body::empty())
+                .expect("valid");
+            let mut cx = Context::from_waker(Waker::noop());
+            let Poll::Ready(_) = pin!(router.call(request)).poll(&mut cx) else {
+                panic!("answers at once");
+            };
+        }
+        let seen = seen.lock().expect("not poisoned");
+        assert_eq!(seen.len(), 3);
+        let first = seen[0].expect("labelled");
+        assert_eq!(first, "/shop/items/{id}");
+        assert!(
+            seen.iter()
+                .all(|label| label.is_some_and(|l| std::ptr::eq(l, first))),
+            "one kept copy: {seen:?}"
+        );
     }
 
     #[cfg(feature = "axum")]
