@@ -64,7 +64,7 @@ wait_listening "$SINK_PORT"
 printf '%-22s %10s %14s %16s\n' mode requests instructions "per request"
 for mode in $MODES; do
     flags=01
-    [[ $mode == tracewire-unsampled ]] && flags=00
+    [[ $mode == tracewire-unsampled || $mode == minimal-unsampled ]] && flags=00
     valgrind --tool=callgrind --callgrind-out-file="$OUT_DIR/callgrind.$mode.%p" \
         "$BIN" serve --mode "$mode" --addr "127.0.0.1:$PORT" \
         --otlp-endpoint "http://127.0.0.1:$SINK_PORT" 2>"$OUT_DIR/valgrind.$mode.log" &

@@ -22,7 +22,7 @@ WARMUP=${WARMUP:-3s}
 DURATION=${DURATION:-10s}
 ROUNDS=${ROUNDS:-5}
 CONNECTIONS=${CONNECTIONS:-32}
-MODES=${MODES:-"bare identity-layer tracewire tracewire-unsampled tracewire-layers tracewire-metrics otel otel-off fastrace axum-prometheus tracewire-no-collector"}
+MODES=${MODES:-"bare identity-layer tracewire tracewire-unsampled tracewire-layers tracewire-metrics minimal minimal-unsampled otel otel-off fastrace axum-prometheus tracewire-no-collector"}
 SERVER_CORE=${SERVER_CORE:-0}
 LOAD_CORE=${LOAD_CORE:-1}
 PORT=${PORT:-18080}
@@ -177,7 +177,7 @@ for ((round = 1; round <= ROUNDS; round++)); do
                 server_mode=tracewire
                 endpoint="http://127.0.0.1:$DEAD_PORT"
                 ;;
-            tracewire-unsampled | otel-off) flags=00 ;;
+            tracewire-unsampled | otel-off | minimal-unsampled) flags=00 ;;
         esac
 
         spans_before=$(sink_spans)

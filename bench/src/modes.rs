@@ -55,6 +55,11 @@ pub(crate) enum Mode {
     Fastrace,
     /// axum-prometheus' metrics layer.
     AxumPrometheus,
+    /// A deliberately minimal hand-written middleware doing the same whole job as `tracewire`
+    /// (see [`crate::minimal`]), every request sampled: the reference floor.
+    Minimal,
+    /// The same with the request unsampled.
+    MinimalUnsampled,
 }
 
 /// Work left for after the server stopped: flushing the spans still buffered.
@@ -154,6 +159,11 @@ pub(crate) fn app(
                 .layer(layer)
                 .route("/metrics", get(move || std::future::ready(handle.render())));
             (router, nothing)
+        }
+        Mode::Minimal | Mode::MinimalUnsampled => {
+            let (layer, handle) = crate::minimal::layer(otlp_endpoint, SERVICE_NAME);
+            let finish: Finish = Box::new(move || handle.shutdown());
+            (users().layer(layer), finish)
         }
     })
 }
