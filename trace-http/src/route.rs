@@ -18,6 +18,7 @@ use std::sync::{Mutex, OnceLock, PoisonError};
 use axum::extract::MatchedPath;
 use rustc_hash::FxHashMap;
 
+use crate::metrics::{KeptText, OVERFLOW_TEXT};
 use crate::semconv::{METHOD_NAMES, method_index};
 
 /// The most routes kept. Only routes made per request (a misuse: a route is a template) could
@@ -96,10 +97,10 @@ impl<'a> RequestRoute<'a> {
 
     /// The `http_route` label: the kept copy, or the overflow value when the table is full (a
     /// series per unkept route would defeat the series cap no less than the table's).
-    pub(crate) fn label(&self) -> Option<&'static str> {
+    pub(crate) fn label(&self) -> Option<KeptText> {
         self.text.map(|_| {
             self.known
-                .map_or(crate::metrics::OVERFLOW, |known| known.template)
+                .map_or(&OVERFLOW_TEXT, |known: &'static KnownRoute| &known.template)
         })
     }
 
@@ -233,8 +234,8 @@ mod tests {
             known: None,
         };
         assert_eq!(unkept.span_name("GET"), "GET /full");
-        assert_eq!(unkept.label(), Some(crate::metrics::OVERFLOW));
-        assert_eq!(route("/names/{id}").label(), Some("/names/{id}"));
+        assert_eq!(unkept.label().copied(), Some(crate::metrics::OVERFLOW));
+        assert_eq!(route("/names/{id}").label().copied(), Some("/names/{id}"));
         assert_eq!(RequestRoute::default().label(), None);
     }
 
@@ -274,7 +275,7 @@ mod tests {
         let seen = seen.lock().expect("not poisoned");
         assert_eq!(seen.len(), 3);
         let first = seen[0].expect("labelled");
-        assert_eq!(first, "/shop/items/{id}");
+        assert_eq!(*first, "/shop/items/{id}");
         assert!(
             seen.iter()
                 .all(|label| label.is_some_and(|l| std::ptr::eq(l, first))),
@@ -315,7 +316,7 @@ mod tests {
                 panic!("answers at once");
             };
             drop(router);
-            assert_eq!(*seen.lock().expect("not poisoned"), Some(template));
+            assert_eq!(seen.lock().expect("not poisoned").copied(), Some(template));
         }
     }
 }

@@ -56,8 +56,10 @@ pub(crate) fn method_index(name: &str) -> Option<usize> {
         .or_else(|| METHOD_NAMES.iter().position(|known| *known == name))
 }
 
-/// The method as the conventions name it: one of the nine standard methods, else `_OTHER`.
-pub(crate) fn method_name(method: &Method) -> (&'static str, bool) {
+/// The method as the conventions name it: one of the nine standard methods, else `_OTHER`; and
+/// whether it is a standard one. The name is an entry of [`METHOD_NAMES`], so that a metric
+/// label can hold it as one thin reference (its address identifies it).
+pub(crate) fn method_name(method: &Method) -> (&'static &'static str, bool) {
     let index = match *method {
         Method::GET => 0,
         Method::POST => 1,
@@ -68,15 +70,15 @@ pub(crate) fn method_name(method: &Method) -> (&'static str, bool) {
         Method::PATCH => 6,
         Method::CONNECT => 7,
         Method::TRACE => 8,
-        _ => return (METHOD_NAMES[9], false),
+        _ => return (&METHOD_NAMES[9], false),
     };
-    (METHOD_NAMES[index], true)
+    (&METHOD_NAMES[index], true)
 }
 
 /// Records `http.request.method`, and `http.request.method_original` for an unknown method.
 pub(crate) fn record_method(span: &mut trace_core::SpanRecorder, method: &Method) {
     let (name, known) = method_name(method);
-    span.set_attribute(HTTP_REQUEST_METHOD, name);
+    span.set_attribute(HTTP_REQUEST_METHOD, *name);
     if !known {
         span.set_attribute(HTTP_REQUEST_METHOD_ORIGINAL, method.as_str().to_owned());
     }
@@ -100,9 +102,9 @@ mod tests {
 
     #[test]
     fn unknown_methods_are_other() {
-        assert_eq!(method_name(&Method::GET), ("GET", true));
+        assert_eq!(method_name(&Method::GET), (&"GET", true));
         let custom = Method::from_bytes(b"PURGE").expect("valid token");
-        assert_eq!(method_name(&custom), ("_OTHER", false));
+        assert_eq!(method_name(&custom), (&"_OTHER", false));
         assert_eq!(protocol_version(http::Version::HTTP_2), Some("2"));
     }
 }

@@ -25,12 +25,20 @@ pub(crate) enum ErrorType {
     ResponseBody,
 }
 
+/// A label value kept for the life of the program, held by one thin reference to its text (an
+/// entry of `METHOD_NAMES`, a kept route template): the reference's address identifies the
+/// value, and a label set holding a few of them stays small enough to be moved cheaply.
+pub(crate) type KeptText = &'static &'static str;
+
+/// The overflow label value as a [`KeptText`].
+pub(crate) static OVERFLOW_TEXT: &str = OVERFLOW;
+
 /// Labels of a server request metric.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub(crate) struct ServerLabels {
-    pub(crate) method: &'static str,
+    pub(crate) method: KeptText,
     /// A kept route template (see `crate::route`).
-    pub(crate) route: Option<&'static str>,
+    pub(crate) route: Option<KeptText>,
     pub(crate) status: Option<StatusCode>,
     pub(crate) error: Option<ErrorType>,
 }
@@ -38,7 +46,7 @@ pub(crate) struct ServerLabels {
 /// Labels of a client request metric.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub(crate) struct ClientLabels {
-    pub(crate) method: &'static str,
+    pub(crate) method: KeptText,
     pub(crate) server_address: Option<Arc<str>>,
     pub(crate) status: Option<StatusCode>,
     pub(crate) error: Option<ErrorType>,
@@ -53,7 +61,7 @@ pub trait Overflow {
 impl Overflow for ServerLabels {
     fn overflow() -> Self {
         Self {
-            method: OVERFLOW,
+            method: &OVERFLOW_TEXT,
             route: None,
             status: None,
             error: None,
@@ -64,7 +72,7 @@ impl Overflow for ServerLabels {
 impl Overflow for ClientLabels {
     fn overflow() -> Self {
         Self {
-            method: OVERFLOW,
+            method: &OVERFLOW_TEXT,
             server_address: None,
             status: None,
             error: None,
@@ -96,9 +104,9 @@ fn encode_status_and_error(
 
 impl EncodeLabelSet for ServerLabels {
     fn encode(&self, encoder: &mut LabelSetEncoder<'_>) -> Result<(), std::fmt::Error> {
-        ("http_request_method", self.method).encode(encoder.encode_label())?;
+        ("http_request_method", *self.method).encode(encoder.encode_label())?;
         // Unmatched requests get an empty route, never the raw path.
-        let route = self.route.unwrap_or("");
+        let route = self.route.map_or("", |route| *route);
         ("http_route", route).encode(encoder.encode_label())?;
         encode_status_and_error(self.status, self.error, encoder)
     }
@@ -106,7 +114,7 @@ impl EncodeLabelSet for ServerLabels {
 
 impl EncodeLabelSet for ClientLabels {
     fn encode(&self, encoder: &mut LabelSetEncoder<'_>) -> Result<(), std::fmt::Error> {
-        ("http_request_method", self.method).encode(encoder.encode_label())?;
+        ("http_request_method", *self.method).encode(encoder.encode_label())?;
         let address = self.server_address.as_deref().unwrap_or("");
         ("server_address", address).encode(encoder.encode_label())?;
         encode_status_and_error(self.status, self.error, encoder)
@@ -127,23 +135,35 @@ impl EncodeLabelSet for MethodLabel {
 /// from the ids at scrape time (nothing is formatted per request).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct TraceExemplar {
-    trace_id: TraceId,
+    /// The trace id's high and low halves: two words rather than a `u128`, whose 16-byte
+    /// alignment would pad every observer that carries an exemplar.
+    trace_id: [u64; 2],
     span_id: SpanId,
 }
 
 impl TraceExemplar {
     /// The exemplar for a request traced in `context`, if it was sampled.
     pub fn of(context: &SpanContext) -> Option<Self> {
-        context.is_sampled().then(|| Self {
-            trace_id: context.trace_id(),
-            span_id: context.span_id(),
+        context.is_sampled().then(|| {
+            let trace_id = context.trace_id().to_u128();
+            Self {
+                trace_id: [(trace_id >> 64) as u64, trace_id as u64],
+                span_id: context.span_id(),
+            }
         })
+    }
+
+    /// The trace id.
+    fn trace_id(&self) -> Option<TraceId> {
+        TraceId::from_u128((u128::from(self.trace_id[0]) << 64) | u128::from(self.trace_id[1]))
     }
 }
 
 impl EncodeLabelSet for TraceExemplar {
     fn encode(&self, encoder: &mut LabelSetEncoder<'_>) -> Result<(), std::fmt::Error> {
-        ("trace_id", &*self.trace_id.to_hex()).encode(encoder.encode_label())?;
+        if let Some(trace_id) = self.trace_id() {
+            ("trace_id", &*trace_id.to_hex()).encode(encoder.encode_label())?;
+        }
         ("span_id", &*self.span_id.to_hex()).encode(encoder.encode_label())
     }
 }
@@ -158,8 +178,8 @@ pub trait SeriesLabels: Clone + Overflow {
     fn key(&self) -> Self::Key;
 }
 
-fn str_address(value: &str) -> (usize, usize) {
-    (value.as_ptr() as usize, value.len())
+fn kept_address(value: KeptText) -> usize {
+    std::ptr::from_ref(value) as usize
 }
 
 fn shared_address(value: &Option<Arc<str>>) -> usize {
@@ -169,11 +189,11 @@ fn shared_address(value: &Option<Arc<str>>) -> usize {
 }
 
 impl SeriesLabels for ServerLabels {
-    type Key = ((usize, usize), (usize, usize), u16, Option<ErrorType>);
+    type Key = (usize, usize, u16, Option<ErrorType>);
     fn key(&self) -> Self::Key {
         (
-            str_address(self.method),
-            self.route.map_or((0, 0), str_address),
+            kept_address(self.method),
+            self.route.map_or(0, kept_address),
             self.status.map_or(0, |s| s.as_u16()),
             self.error,
         )
@@ -181,10 +201,10 @@ impl SeriesLabels for ServerLabels {
 }
 
 impl SeriesLabels for ClientLabels {
-    type Key = ((usize, usize), usize, u16, Option<ErrorType>);
+    type Key = (usize, usize, u16, Option<ErrorType>);
     fn key(&self) -> Self::Key {
         (
-            str_address(self.method),
+            kept_address(self.method),
             shared_address(&self.server_address),
             self.status.map_or(0, |s| s.as_u16()),
             self.error,
@@ -348,9 +368,11 @@ mod tests {
     use super::*;
 
     /// The route table's copy of `route`, as the layers label with.
-    fn kept(route: &str) -> &'static str {
-        crate::route::known_route(route).expect("room").template
+    fn kept(route: &str) -> KeptText {
+        &crate::route::known_route(route).expect("room").template
     }
+
+    const GET: KeptText = &crate::semconv::METHOD_NAMES[0];
 
     #[test]
     fn the_cap_sends_new_series_to_overflow_and_counts_them() {
@@ -358,7 +380,7 @@ mod tests {
         let made = std::sync::Mutex::new(Vec::new());
         let cache = SeriesCache::new(|labels: &ServerLabels| labels.route, 2, overflowed.clone());
         let labels = |route: &str| ServerLabels {
-            method: "GET",
+            method: GET,
             route: Some(kept(route)),
             status: Some(StatusCode::OK),
             error: None,
@@ -370,7 +392,7 @@ mod tests {
         }
         assert_eq!(overflowed.get(), 2);
         let made = made.into_inner().expect("not poisoned");
-        let routes: Vec<Option<&str>> = made.clone();
+        let routes: Vec<Option<&str>> = made.iter().map(|route| route.copied()).collect();
         assert_eq!(routes, [Some("/a"), Some("/b"), None, None, Some("/a")]);
     }
 
@@ -418,7 +440,7 @@ mod tests {
                     for round in 0..2 {
                         for route in 0..ROUTES {
                             let labels = ServerLabels {
-                                method: "GET",
+                                method: GET,
                                 route: Some(kept(&format!("/{thread}/{route}"))),
                                 status: Some(StatusCode::OK),
                                 error: None,

@@ -63,7 +63,7 @@ pub(crate) struct ServerMetrics {
 
 impl ServerMetrics {
     /// The in-flight gauge for a normalised method name.
-    pub(crate) fn active(&self, method: &'static str) -> Option<&Gauge> {
+    pub(crate) fn active(&self, method: super::KeptText) -> Option<&Gauge> {
         let index = crate::semconv::method_index(method)?;
         self.active.get(index).map(|(_, gauge)| gauge)
     }

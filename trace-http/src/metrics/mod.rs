@@ -26,10 +26,11 @@ pub use layer::{
 pub(crate) use service::parse_content_length;
 pub use service::{ClientMetricsService, MetricsFuture, MetricsObserver, MetricsService};
 
+pub use family::{Interner, OVERFLOW, Overflow, SeriesCache, SeriesLabels, TraceExemplar};
 /// The bounded label-set machinery and the trace exemplar, shared with `trace-grpc` (whose RPC
 /// metrics are these with other labels). Not a stable API.
 #[doc(hidden)]
-pub use family::{Interner, OVERFLOW, Overflow, SeriesCache, SeriesLabels, TraceExemplar};
+pub(crate) use family::{KeptText, OVERFLOW_TEXT};
 /// The lock-free histogram the metrics layers record sizes into. Not a stable API.
 #[doc(hidden)]
 pub use histogram::AtomicHistogram;

@@ -11,7 +11,7 @@ use tower_service::Service;
 use trace_core::SpanContext;
 use trace_core::current::with_current;
 
-use super::family::{ClientLabels, ErrorType, ServerLabels, TraceExemplar};
+use super::family::{ClientLabels, ErrorType, KeptText, ServerLabels, TraceExemplar};
 use super::layer::{ClientMetrics, DurationEnd, ServerMetrics};
 use crate::RequestStart;
 use crate::body::ResponseBody;
@@ -136,6 +136,9 @@ where
     }
 }
 
+/// No announced request body size: no body can be this long.
+const NO_SIZE: u64 = u64::MAX;
+
 /// The request body size a `Content-Length` header announces.
 pub(crate) fn content_length(headers: &HeaderMap) -> Option<u64> {
     parse_content_length(headers.get(http::header::CONTENT_LENGTH)?)
@@ -151,7 +154,9 @@ enum Target {
     Server {
         metrics: Arc<ServerMetrics>,
         labels: ServerLabels,
-        request_size: Option<u64>,
+        /// The announced request body size; [`NO_SIZE`] when none was (a sentinel rather than
+        /// an `Option`, which would double the field).
+        request_size: u64,
         /// Counted in `http_server_active_requests` (uncounted when the observer is dropped,
         /// through the same `metrics`: no gauge handle cloned per request).
         in_flight: bool,
@@ -181,8 +186,8 @@ impl MetricsObserver {
     #[inline]
     pub(crate) fn server(
         metrics: &Arc<ServerMetrics>,
-        method: &'static str,
-        route: Option<&'static str>,
+        method: KeptText,
+        route: Option<KeptText>,
         request_size: Option<u64>,
         start: Instant,
         exemplar: Option<TraceExemplar>,
@@ -202,7 +207,7 @@ impl MetricsObserver {
                     status: None,
                     error: None,
                 },
-                request_size,
+                request_size: request_size.unwrap_or(NO_SIZE),
                 in_flight,
             },
         }
@@ -252,7 +257,7 @@ impl MetricsObserver {
                 labels.status = status;
                 labels.error = error;
                 let request_size = if sizes.is_some() {
-                    request_size.take()
+                    Some(std::mem::replace(request_size, NO_SIZE)).filter(|size| *size != NO_SIZE)
                 } else {
                     None
                 };
