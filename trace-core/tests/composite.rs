@@ -1,7 +1,7 @@
 //! The composite propagator: `OTEL_PROPAGATORS` parsing, order of preference, merged baggage,
 //! counted rejections, and continuing an extracted context through a sampler.
 
-use http::{HeaderMap, HeaderValue};
+use http::{HeaderMap, HeaderName, HeaderValue};
 use trace_core::propagation::{
     B3Encoding, B3Propagator, CompositePropagator, Extracted, Propagator, TraceContextPropagator,
     UnknownPropagator,
@@ -324,4 +324,32 @@ fn formats_are_asked_when_their_headers_are_there_and_custom_ones_always() {
         found,
         [("tracecontext", 0), ("b3multi", 1), ("request-id", 1)]
     );
+}
+
+#[test]
+fn a_composite_hands_over_the_headers_none_of_its_formats_reads() {
+    let w3c = CompositePropagator::from_otel_propagators("tracecontext").expect("known");
+    let all = CompositePropagator::default();
+    let debug = HeaderName::from_static("jaeger-debug-id");
+    assert!(w3c.hands_over(&debug) && !all.hands_over(&debug));
+    let traceparent = HeaderName::from_static("traceparent");
+    assert!(!w3c.hands_over(&traceparent) && !all.hands_over(&traceparent));
+    let host = http::header::HOST;
+    assert!(w3c.hands_over(&host) && all.hands_over(&host));
+
+    let request = headers(&[
+        ("jaeger-debug-id", "debug-1"),
+        (
+            "traceparent",
+            "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+        ),
+    ]);
+    let mut handed = Vec::new();
+    let extracted = w3c.extract_with(&request, |name, _| handed.push(name.as_str()));
+    assert_eq!(handed, ["jaeger-debug-id"]);
+    assert!(extracted.parent.is_some() && extracted.debug_id.is_none());
+    let mut handed = Vec::new();
+    let extracted = all.extract_with(&request, |name, _| handed.push(name.as_str()));
+    assert!(handed.is_empty(), "Jaeger reads it: {handed:?}");
+    assert_eq!(extracted.debug_id.as_deref(), Some("debug-1"));
 }

@@ -94,6 +94,46 @@ async fn a_configured_debug_header_forces_a_trace_too() {
     assert_eq!(attr_str(&span, "jaeger-debug-id"), Some("ticket-1234"));
 }
 
+/// Without Jaeger in the propagation, the layer finds `jaeger-debug-id` itself, in the same pass
+/// over the headers as the W3C ones; a debug header that a configured format reads (`baggage`
+/// here, an odd choice) is still honoured, and the first configured header with a sane value
+/// wins.
+#[tokio::test]
+async fn debug_headers_are_found_with_w3c_propagation_alone() {
+    use trace_core::propagation::CompositePropagator;
+
+    let w3c_only = || CompositePropagator::from_otel_propagators("tracecontext").unwrap();
+    let collector = support::collector();
+    let layer = never_sampling(&collector).propagation(w3c_only());
+    let addr = serve_traced(&layer).await;
+    support::get(addr, "/echo", &[("jaeger-debug-id", "w3c-only")]).await;
+    let span = support::wait_for_one_span(&collector).await;
+    assert!(span.flags.is_debug());
+    assert_eq!(span.debug_id.as_deref(), Some("w3c-only"));
+
+    let collector = support::collector();
+    let layer = never_sampling(&collector)
+        .propagation(CompositePropagator::from_otel_propagators("tracecontext,baggage").unwrap())
+        .debug_headers(["x-empty-debug", "baggage", "jaeger-debug-id"]);
+    let addr = serve_traced(&layer).await;
+    support::get(
+        addr,
+        "/echo",
+        &[
+            ("jaeger-debug-id", "third"),
+            ("baggage", "second"),
+            ("x-empty-debug", ""),
+        ],
+    )
+    .await;
+    let span = support::wait_for_one_span(&collector).await;
+    assert_eq!(
+        span.debug_id.as_deref(),
+        Some("second"),
+        "the first configured header with a sane value, read by the baggage format or not"
+    );
+}
+
 #[tokio::test]
 async fn an_insane_debug_id_forces_nothing() {
     let collector = support::collector();

@@ -70,6 +70,25 @@ impl ScannedHeaders {
     /// Every header: the set of a format that may read anything.
     pub(super) const ALL: Self = Self(u16::MAX);
 
+    /// Whether a header named `name` is in this set.
+    pub(super) fn contains_name(self, name: &str) -> bool {
+        match Known::classify(name) {
+            Some(known) => self.0 & (1 << known as u16) != 0,
+            None => name.starts_with(UBERCTX_PREFIX) && self.0 & UBERCTX_BIT != 0,
+        }
+    }
+
+    /// The built-in formats' headers that none of the formats reading `read` reads (formats
+    /// of [`ALL`](Self::ALL) read through the map, not the scan, and are left out).
+    pub(super) fn unread_by(read: impl IntoIterator<Item = Self>) -> Self {
+        let every = (1u16 << (KNOWN_COUNT + 1)) - 1;
+        let read = read
+            .into_iter()
+            .filter(|headers| *headers != Self::ALL)
+            .fold(0, |bits, headers| bits | headers.0);
+        Self(every & !read)
+    }
+
     /// The set of these headers (and, with `uberctx`, Jaeger's `uberctx-*` headers).
     pub(super) const fn of(known: &[Known], uberctx: bool) -> Self {
         let mut bits = if uberctx { UBERCTX_BIT } else { 0 };
@@ -143,6 +162,17 @@ impl<'a> HeaderScan<'a> {
     #[inline]
     pub fn new_with(
         map: &'a HeaderMap,
+        other: impl FnMut(&'a HeaderName, &'a HeaderValue),
+    ) -> Self {
+        Self::handing_over(map, ScannedHeaders(0), other)
+    }
+
+    /// [`new_with`](Self::new_with), also handing over the built-in formats' headers in
+    /// `unread` (those no format in use reads, such as `jaeger-debug-id` without Jaeger).
+    #[inline]
+    pub(super) fn handing_over(
+        map: &'a HeaderMap,
+        unread: ScannedHeaders,
         mut other: impl FnMut(&'a HeaderName, &'a HeaderValue),
     ) -> Self {
         let mut scan = Self {
@@ -163,16 +193,24 @@ impl<'a> HeaderScan<'a> {
                 continue;
             }
             match Known::classify(name) {
-                Some(known) => match &mut scan.first_values[known as usize] {
-                    Some(_) => scan.repeated |= 1 << known as u16,
-                    slot => {
-                        *slot = Some(value);
-                        scan.present |= 1 << known as u16;
+                Some(known) => {
+                    match &mut scan.first_values[known as usize] {
+                        Some(_) => scan.repeated |= 1 << known as u16,
+                        slot => {
+                            *slot = Some(value);
+                            scan.present |= 1 << known as u16;
+                        }
                     }
-                },
+                    if unread.0 & (1 << known as u16) != 0 {
+                        other(header, value);
+                    }
+                }
                 None if name.starts_with(UBERCTX_PREFIX) => {
                     scan.has_uberctx = true;
                     scan.present |= UBERCTX_BIT;
+                    if unread.0 & UBERCTX_BIT != 0 {
+                        other(header, value);
+                    }
                 }
                 None => other(header, value),
             }
@@ -472,6 +510,40 @@ mod tests {
         );
         assert!(scan.contains(Known::Traceparent) && scan.contains(Known::Baggage));
         assert!(scan.has_uberctx());
+    }
+
+    #[test]
+    fn headers_no_format_reads_are_handed_over_too() {
+        let headers = test_header_map(&[
+            ("jaeger-debug-id", "debug-1"),
+            ("uberctx-k", "v"),
+            ("b3", "1"),
+            ("host", "example.com"),
+        ]);
+        let w3c = ScannedHeaders::of(&[Known::Traceparent, Known::Tracestate], false);
+        let unread = ScannedHeaders::unread_by([w3c, ScannedHeaders::ALL]);
+        assert!(unread.contains_name("jaeger-debug-id") && unread.contains_name("uberctx-k"));
+        assert!(!unread.contains_name("traceparent") && !unread.contains_name("host"));
+        let mut others = Vec::new();
+        let scan = HeaderScan::handing_over(&headers, unread, |name, _| others.push(name.as_str()));
+        others.sort_unstable();
+        assert_eq!(others, ["b3", "host", "jaeger-debug-id", "uberctx-k"]);
+        assert!(scan.contains(Known::JaegerDebugId), "still scanned");
+
+        let jaeger = ScannedHeaders::of(
+            &[
+                Known::UberTraceId,
+                Known::JaegerDebugId,
+                Known::JaegerBaggage,
+            ],
+            true,
+        );
+        let mut others = Vec::new();
+        HeaderScan::handing_over(&headers, ScannedHeaders::unread_by([jaeger]), |name, _| {
+            others.push(name.as_str());
+        });
+        others.sort_unstable();
+        assert_eq!(others, ["b3", "host"], "Jaeger reads its own headers");
     }
 
     #[test]

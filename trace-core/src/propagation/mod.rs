@@ -247,6 +247,11 @@ struct Counters {
 pub struct CompositePropagator {
     formats: Arc<[Box<dyn Propagator>]>,
     counters: Arc<[Counters]>,
+    /// The built-in formats' headers that none of `formats` reads: [`extract_with`] hands them
+    /// over with the others (a debug header without Jaeger, say).
+    ///
+    /// [`extract_with`]: Self::extract_with
+    unread: ScannedHeaders,
 }
 
 /// An `OTEL_PROPAGATORS` entry this crate does not implement.
@@ -257,7 +262,7 @@ pub struct UnknownPropagator(pub String);
 impl CompositePropagator {
     /// The formats in this order of preference.
     pub fn new(formats: Vec<Box<dyn Propagator>>) -> Self {
-        let counters = formats
+        let counters: Arc<[Counters]> = formats
             .iter()
             .map(|format| Counters {
                 found: AtomicU64::new(0),
@@ -265,9 +270,11 @@ impl CompositePropagator {
                 reads: format.scanned_headers(),
             })
             .collect();
+        let unread = ScannedHeaders::unread_by(counters.iter().map(|counters| counters.reads));
         Self {
             formats: formats.into(),
             counters,
+            unread,
         }
     }
 
@@ -311,9 +318,11 @@ impl CompositePropagator {
         self.extract_with(headers, |_, _| {})
     }
 
-    /// [`extract`](Self::extract), handing every header that no built-in format reads to
-    /// `other` in the same pass over the map: a server that also wants `Host`, `User-Agent` or
-    /// `Content-Length` reads them without a second pass or a lookup each.
+    /// [`extract`](Self::extract), handing every header that none of these formats reads to
+    /// `other` in the same pass over the map: a server that also wants `Host`, `User-Agent`,
+    /// `Content-Length` or a debug header reads them without a second pass or a lookup each.
+    /// (A built-in format's header counts as read only when that format is one of these: with
+    /// W3C alone, `jaeger-debug-id` is handed over.)
     #[inline]
     pub fn extract_with<'h>(
         &self,
@@ -321,7 +330,7 @@ impl CompositePropagator {
         other: impl FnMut(&'h HeaderName, &'h HeaderValue),
     ) -> Extracted {
         let mut extracted = Extracted::default();
-        let scan = HeaderScan::new_with(headers, other);
+        let scan = HeaderScan::handing_over(headers, self.unread, other);
         for (format, counters) in self.formats.iter().zip(self.counters.iter()) {
             // Nothing to read: the format would find its headers absent.
             if !scan.has_any(counters.reads) {
@@ -338,6 +347,14 @@ impl CompositePropagator {
             }
         }
         extracted
+    }
+
+    /// Whether [`extract_with`](Self::extract_with) hands a header named `name` to its `other`
+    /// callback: it does unless one of these formats reads it.
+    pub fn hands_over(&self, name: &HeaderName) -> bool {
+        let name = name.as_str();
+        let is_trace_header = ScannedHeaders::unread_by([]).contains_name(name);
+        !is_trace_header || self.unread.contains_name(name)
     }
 
     /// Writes `context` in every format.

@@ -51,7 +51,9 @@ pub(crate) struct TraceConfig {
     pub(crate) debug_headers: Vec<HeaderName>,
     /// The debug headers the propagation does not already read (the Jaeger format reads
     /// `jaeger-debug-id`): looking them up again would cost every request a hash lookup.
-    pub(crate) unread_debug_headers: Vec<HeaderName>,
+    /// The debug headers no propagation format reads (the server reads them itself), each
+    /// with whether the propagation's header scan hands it over.
+    pub(crate) unread_debug_headers: Vec<(HeaderName, bool)>,
     pub(crate) recorded_headers: Vec<(HeaderName, Key)>,
     pub(crate) trace_id_header: TraceIdHeader,
     pub(crate) metrics: Option<Arc<ServerMetrics>>,
@@ -123,7 +125,7 @@ impl TraceLayer {
             .debug_headers
             .iter()
             .filter(|name| !(jaeger_reads_debug_id && name.as_str() == JAEGER_DEBUG_ID))
-            .cloned()
+            .map(|name| (name.clone(), config.propagation.hands_over(name)))
             .collect();
         self
     }

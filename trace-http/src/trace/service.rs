@@ -142,6 +142,9 @@ fn server_context_and_headers<'h>(
 ) -> (SpanContext, ServerHeaders<'h>) {
     let mut seen = ServerHeaders::default();
     let mut content_length = None;
+    // The first value of each debug header no format reads, in the configured order; headers
+    // past the first few are looked up after the scan.
+    let mut debug_values: [Option<&HeaderValue>; SCANNED_DEBUG_HEADERS] = Default::default();
     let mut extracted = config.propagation.extract_with(headers, |header, value| {
         if *header == http::header::HOST {
             seen.host.get_or_insert(value);
@@ -149,14 +152,26 @@ fn server_context_and_headers<'h>(
             seen.user_agent.get_or_insert(value);
         } else if *header == http::header::CONTENT_LENGTH {
             content_length.get_or_insert(value);
+        } else if let Some(position) = config
+            .unread_debug_headers
+            .iter()
+            .position(|(name, _)| name == header)
+            && let Some(slot) = debug_values.get_mut(position)
+        {
+            slot.get_or_insert(value);
         }
     });
     seen.content_length = content_length.and_then(parse_content_length);
-    if extracted.debug_id.is_none() {
-        extracted.debug_id = config
-            .unread_debug_headers
-            .iter()
-            .find_map(|header| headers.get(header).and_then(debug_id));
+    if extracted.debug_id.is_none() && !config.unread_debug_headers.is_empty() {
+        extracted.debug_id = config.unread_debug_headers.iter().enumerate().find_map(
+            |(position, (header, scanned))| {
+                let value = match debug_values.get(position) {
+                    Some(found) if *scanned => *found,
+                    _ => headers.get(header),
+                };
+                value.and_then(debug_id)
+            },
+        );
     }
     let context = extracted.into_span_context(&*config.sampler, name);
     // An unsampled context records nothing, here or in its children: it needs no collector
@@ -168,6 +183,10 @@ fn server_context_and_headers<'h>(
     };
     (context, seen)
 }
+
+/// How many debug headers (of those no propagation format reads) the header scan collects;
+/// any more are looked up by name.
+const SCANNED_DEBUG_HEADERS: usize = 4;
 
 /// A debug header's value, if it is a sane correlation id: visible ASCII, at most 256 bytes.
 fn debug_id(value: &HeaderValue) -> Option<Arc<str>> {
