@@ -70,6 +70,9 @@ impl ScannedHeaders {
     /// Every header: the set of a format that may read anything.
     pub(super) const ALL: Self = Self(u16::MAX);
 
+    /// Every header a built-in format reads.
+    pub(super) const BUILT_IN: Self = Self((1 << (KNOWN_COUNT + 1)) - 1);
+
     /// Whether a header named `name` is in this set.
     pub(super) fn contains_name(self, name: &str) -> bool {
         match Known::classify(name) {
@@ -81,12 +84,11 @@ impl ScannedHeaders {
     /// The built-in formats' headers that none of the formats reading `read` reads (formats
     /// of [`ALL`](Self::ALL) read through the map, not the scan, and are left out).
     pub(super) fn unread_by(read: impl IntoIterator<Item = Self>) -> Self {
-        let every = (1u16 << (KNOWN_COUNT + 1)) - 1;
         let read = read
             .into_iter()
             .filter(|headers| *headers != Self::ALL)
             .fold(0, |bits, headers| bits | headers.0);
-        Self(every & !read)
+        Self(Self::BUILT_IN.0 & !read)
     }
 
     /// The set of these headers (and, with `uberctx`, Jaeger's `uberctx-*` headers).

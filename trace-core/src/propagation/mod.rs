@@ -353,8 +353,7 @@ impl CompositePropagator {
     /// callback: it does unless one of these formats reads it.
     pub fn hands_over(&self, name: &HeaderName) -> bool {
         let name = name.as_str();
-        let is_trace_header = ScannedHeaders::unread_by([]).contains_name(name);
-        !is_trace_header || self.unread.contains_name(name)
+        !ScannedHeaders::BUILT_IN.contains_name(name) || self.unread.contains_name(name)
     }
 
     /// Writes `context` in every format.
