@@ -49,7 +49,8 @@ const EXPORT_BATCH: usize = 512;
 /// How long the export thread sleeps when it finds fewer than a batch.
 const EXPORT_INTERVAL: Duration = Duration::from_millis(100);
 
-/// The layer; dropping the handle from [`layer`] stops its export thread.
+/// The layer; [`ExportHandle::shutdown`] on the handle [`layer`] returns with it stops its
+/// export thread.
 #[derive(Clone)]
 pub(crate) struct MinimalLayer {
     shared: Arc<Shared>,

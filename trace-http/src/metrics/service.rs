@@ -136,7 +136,8 @@ where
     }
 }
 
-/// No announced request body size: no body can be this long.
+/// No announced request body size. No body can be this long; a peer announcing exactly this
+/// length is taken as announcing none.
 const NO_SIZE: u64 = u64::MAX;
 
 /// The request body size a `Content-Length` header announces.
