@@ -22,7 +22,7 @@ WARMUP=${WARMUP:-3s}
 DURATION=${DURATION:-10s}
 ROUNDS=${ROUNDS:-5}
 CONNECTIONS=${CONNECTIONS:-32}
-MODES=${MODES:-"bare identity-layer tracewire tracewire-unsampled tracewire-layers tracewire-metrics minimal minimal-unsampled otel otel-off fastrace axum-prometheus tracewire-no-collector"}
+MODES=${MODES:-"bare identity-layer tracewire tracewire-unsampled tracewire-no-export tracewire-layers tracewire-metrics minimal minimal-unsampled otel otel-off fastrace axum-prometheus tracewire-no-collector"}
 SERVER_CORE=${SERVER_CORE:-0}
 LOAD_CORE=${LOAD_CORE:-1}
 PORT=${PORT:-18080}
@@ -118,14 +118,14 @@ stop() {
     STARTED=("${kept[@]}")
 }
 
-# utime + stime of process $1, in clock ticks (fields 14 and 15 of /proc/PID/stat; the command
+# utime and stime of process $1, in clock ticks (fields 14 and 15 of /proc/PID/stat; the command
 # name before them is cut off at its closing parenthesis).
 cpu_ticks() {
     local stat
     stat=$(<"/proc/$1/stat")
     stat=${stat##*) }
     read -r -a fields <<<"$stat"
-    echo $((fields[11] + fields[12]))
+    echo "${fields[11]} ${fields[12]}"
 }
 
 peak_rss_kib() { awk '/^VmHWM:/ { print $2 }' "/proc/$1/status"; }
@@ -162,7 +162,7 @@ STARTED+=("$SINK_PID")
 wait_listening "$SINK_PID" "$SINK_PORT"
 
 RUNS=$WORK/runs.tsv
-printf 'round\tmode\trequests\twarmup_requests\tduration_s\tp50_us\tp99_us\tcpu_ticks\tclk_tck\tpeak_rss_kib\tspans\tdropped\terrors\n' >"$RUNS"
+printf 'round\tmode\trequests\twarmup_requests\tduration_s\tp50_us\tp99_us\tuser_ticks\tsys_ticks\tclk_tck\tpeak_rss_kib\tspans\tdropped\terrors\n' >"$RUNS"
 
 # --- rounds ------------------------------------------------------------------------------------
 for ((round = 1; round <= ROUNDS; round++)); do
@@ -188,9 +188,9 @@ for ((round = 1; round <= ROUNDS; round++)); do
         wait_listening "$pid" "$PORT"
 
         warm=$(drive "$WARMUP" "$flags")
-        cpu_before=$(cpu_ticks "$pid")
+        read -r user_before sys_before < <(cpu_ticks "$pid")
         measured=$(drive "$DURATION" "$flags")
-        cpu_after=$(cpu_ticks "$pid")
+        read -r user_after sys_after < <(cpu_ticks "$pid")
         rss=$(peak_rss_kib "$pid")
         dropped=-
         [[ $server_mode == tracewire ]] && dropped=$(dropped_spans)
@@ -200,12 +200,12 @@ for ((round = 1; round <= ROUNDS; round++)); do
         requests=$(field "$measured" requests)
         duration_s=$(awk -v us="$(field "$measured" duration_us)" 'BEGIN { printf "%.6f", us / 1e6 }')
         errors=$(($(field "$measured" errors) + $(field "$warm" errors)))
-        printf '%d\t%s\t%d\t%d\t%s\t%s\t%s\t%d\t%d\t%d\t%d\t%s\t%d\n' \
+        printf '%d\t%s\t%d\t%d\t%s\t%s\t%s\t%d\t%d\t%d\t%d\t%d\t%s\t%d\n' \
             "$round" "$mode" "$requests" "$(field "$warm" requests)" "$duration_s" \
             "$(field "$measured" p50_us)" "$(field "$measured" p99_us)" \
-            $((cpu_after - cpu_before)) "$CLK_TCK" "$rss" $((spans_after - spans_before)) \
+            $((user_after - user_before)) $((sys_after - sys_before)) "$CLK_TCK" "$rss" $((spans_after - spans_before)) \
             "$dropped" "$errors" >>"$RUNS"
-        log "round $round/$ROUNDS $mode: $requests requests in $duration_s s, $((cpu_after - cpu_before)) CPU ticks, $((spans_after - spans_before)) spans, dropped $dropped"
+        log "round $round/$ROUNDS $mode: $requests requests in $duration_s s, $((user_after - user_before)) + $((sys_after - sys_before)) CPU ticks (user + system), $((spans_after - spans_before)) spans, dropped $dropped"
     done
 done
 
@@ -255,7 +255,11 @@ Medians over $ROUNDS round(s). "added µs/req" is the mode's server CPU per requ
 \`bare\`'s in the same round, median over rounds (each round's figure follows it); "× bare" is
 the median of the same-round throughput ratios. "server busy" is the share of its core the
 server used: well below 100% means something else (wrk, the machine's other work) limited the
-run, and the throughput ratios mean little. Targets (issue 8): \`tracewire\` adds at most
+run, and the throughput ratios mean little. "added user" and "added kernel" split the added CPU
+(each a median over rounds of its own, so they need not sum exactly to "added µs/req"): the
+kernel part is mostly sending spans, since on loopback the server's core also runs the sink's
+side of TCP. \`tracewire-no-export\` is \`tracewire\` with a collector that drops each span, so
+\`tracewire\` minus it is what the export costs. Targets (issue 8): \`tracewire\` adds at most
 0.8 µs (≥ 0.90× bare), \`tracewire-unsampled\` at most 0.25 µs (≥ 0.96×).
 
 $TABLE
@@ -281,9 +285,9 @@ $(versions axum hyper tokio tower-http tracing tracing-subscriber opentelemetry 
   \`00\`: tracewire's parent-based sampler follows a caller's decision, so an unsampled request
   is one whose caller did not sample it (OpenTelemetry's \`AlwaysOff\` ignores the flag). A
   warm-up of $WARMUP, then the measured $DURATION.
-- **CPU per request.** utime + stime of the server process (all threads) from
-  \`/proc/PID/stat\` just before and just after the measured run, in clock ticks ($CLK_TCK per
-  second), divided by the requests wrk completed in it. Peak RSS is \`VmHWM\` at the end.
+- **CPU per request.** utime (user space) + stime (kernel) of the server process (all threads)
+  from \`/proc/PID/stat\` just before and just after the measured run, in clock ticks ($CLK_TCK
+  per second), divided by the requests wrk completed in it. Both are reported apart as well. Peak RSS is \`VmHWM\` at the end.
 - **Export.** Every tracing mode exports over OTLP/HTTP protobuf to \`tracewire-bench sink\`, which
   decodes each request with opentelemetry-proto's types, counts the spans and acknowledges them.
   "spans/req" is the sink's count over the server's whole life (flushed on SIGTERM) divided by

@@ -41,6 +41,10 @@ pub(crate) enum Mode {
     /// The same stack with the request unsampled (root sampler never; the load generator sends
     /// an unsampled `traceparent`, which the parent-based sampler follows).
     TracewireUnsampled,
+    /// The `tracewire` stack, every request sampled, with a collector that drops each finished
+    /// span: what recording the span and the metrics costs, without the export (its hand-off,
+    /// encoding and sending), which `tracewire` minus this mode measures.
+    TracewireNoExport,
     /// The `tracewire` stack as two layers of their own (`.layer(metrics).layer(trace)`), every
     /// request sampled: what the combined layer saves.
     TracewireLayers,
@@ -114,10 +118,15 @@ pub(crate) fn app(
     Ok(match mode {
         Mode::Bare => (users(), nothing),
         Mode::IdentityLayer => (users().layer(tower_layer::Identity::new()), nothing),
-        Mode::Tracewire | Mode::TracewireUnsampled => {
+        Mode::Tracewire | Mode::TracewireUnsampled | Mode::TracewireNoExport => {
             let mut registry = Registry::default();
             let metrics = MetricsBuilder::new().server(&mut registry);
-            let (collector, finish) = tracewire_collector(otlp_endpoint, &mut registry, runtime)?;
+            let (collector, finish): (Arc<dyn Collector>, Finish) =
+                if mode == Mode::TracewireNoExport {
+                    (Arc::new(trace_core::NoopCollector), nothing)
+                } else {
+                    tracewire_collector(otlp_endpoint, &mut registry, runtime)?
+                };
             let mut trace = TraceLayer::new(collector).service_name(SERVICE_NAME);
             if mode == Mode::TracewireUnsampled {
                 trace = trace.sampler(AlwaysOff);

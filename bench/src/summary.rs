@@ -16,8 +16,11 @@ pub(crate) struct Run {
     pub(crate) duration_s: f64,
     pub(crate) p50_us: f64,
     pub(crate) p99_us: f64,
-    /// The server's user + system CPU over the measured part, in clock ticks.
-    pub(crate) cpu_ticks: u64,
+    /// The server's CPU in user space over the measured part, in clock ticks.
+    pub(crate) user_ticks: u64,
+    /// The server's CPU in the kernel over the measured part, in clock ticks: its system calls,
+    /// and on loopback also the receiving side of what it sends (the OTLP sink's share of TCP).
+    pub(crate) sys_ticks: u64,
     pub(crate) clock_ticks_per_s: u64,
     pub(crate) peak_rss_kib: u64,
     /// Spans the sink received over the server's whole life (warm-up included).
@@ -36,16 +39,32 @@ impl Run {
     /// The share of one core the server used: below ~95% it was not the bottleneck (the load
     /// generator or other work on the machine was), and the throughput ratios mean little.
     fn busy(&self) -> f64 {
-        self.cpu_ticks as f64 / self.clock_ticks_per_s as f64 / self.duration_s
+        self.cpu_ticks() as f64 / self.clock_ticks_per_s as f64 / self.duration_s
+    }
+
+    fn cpu_ticks(&self) -> u64 {
+        self.user_ticks + self.sys_ticks
+    }
+
+    fn us_per_request(&self, ticks: u64) -> f64 {
+        ticks as f64 * 1e6 / self.clock_ticks_per_s as f64 / self.requests.max(1) as f64
     }
 
     fn cpu_us_per_request(&self) -> f64 {
-        self.cpu_ticks as f64 * 1e6 / self.clock_ticks_per_s as f64 / self.requests.max(1) as f64
+        self.us_per_request(self.cpu_ticks())
+    }
+
+    fn user_us_per_request(&self) -> f64 {
+        self.us_per_request(self.user_ticks)
+    }
+
+    fn sys_us_per_request(&self) -> f64 {
+        self.us_per_request(self.sys_ticks)
     }
 }
 
 /// The columns of the runs file, in order (its first line).
-pub(crate) const COLUMNS: [&str; 13] = [
+pub(crate) const COLUMNS: [&str; 14] = [
     "round",
     "mode",
     "requests",
@@ -53,7 +72,8 @@ pub(crate) const COLUMNS: [&str; 13] = [
     "duration_s",
     "p50_us",
     "p99_us",
-    "cpu_ticks",
+    "user_ticks",
+    "sys_ticks",
     "clk_tck",
     "peak_rss_kib",
     "spans",
@@ -109,15 +129,16 @@ pub(crate) fn parse_runs(text: &str) -> Result<Vec<Run>, ParseError> {
             duration_s: float(4)?,
             p50_us: float(5)?,
             p99_us: float(6)?,
-            cpu_ticks: int(7)?,
-            clock_ticks_per_s: int(8)?.max(1),
-            peak_rss_kib: int(9)?,
-            spans: int(10)?,
-            dropped: match fields[11].trim() {
+            user_ticks: int(7)?,
+            sys_ticks: int(8)?,
+            clock_ticks_per_s: int(9)?.max(1),
+            peak_rss_kib: int(10)?,
+            spans: int(11)?,
+            dropped: match fields[12].trim() {
                 "" | "-" => None,
-                _ => Some(int(11)?),
+                _ => Some(int(12)?),
             },
-            errors: int(12)?,
+            errors: int(13)?,
         });
     }
     Ok(runs)
@@ -154,6 +175,10 @@ pub(crate) struct ModeSummary {
     pub(crate) added_cpu_us: Option<f64>,
     /// The same differences, round by round.
     pub(crate) added_cpu_us_per_round: Vec<f64>,
+    /// Median over rounds of the user-space part of the added CPU.
+    pub(crate) added_user_us: Option<f64>,
+    /// Median over rounds of the kernel part of the added CPU.
+    pub(crate) added_sys_us: Option<f64>,
     pub(crate) peak_rss_kib: u64,
     /// Spans received by the sink per request sent (warm-ups included), over all rounds.
     pub(crate) spans_per_request: f64,
@@ -193,10 +218,10 @@ pub(crate) fn summarize(runs: &[Run]) -> Vec<ModeSummary> {
                 .iter()
                 .filter_map(|run| bare.get(&run.round).map(|b| (*run, *b)))
                 .collect();
-            let added: Vec<f64> = against_bare
-                .iter()
-                .map(|(run, b)| run.cpu_us_per_request() - b.cpu_us_per_request())
-                .collect();
+            let added_by = |f: fn(&Run) -> f64| -> Vec<f64> {
+                against_bare.iter().map(|(run, b)| f(run) - f(b)).collect()
+            };
+            let added = added_by(Run::cpu_us_per_request);
             let ratios = against_bare
                 .iter()
                 .map(|(run, b)| run.requests_per_s() / b.requests_per_s())
@@ -218,6 +243,8 @@ pub(crate) fn summarize(runs: &[Run]) -> Vec<ModeSummary> {
                 cpu_us_per_request: each(Run::cpu_us_per_request).unwrap_or(0.0),
                 added_cpu_us: median(added.clone()),
                 added_cpu_us_per_round: added,
+                added_user_us: median(added_by(Run::user_us_per_request)),
+                added_sys_us: median(added_by(Run::sys_us_per_request)),
                 peak_rss_kib: of_mode
                     .iter()
                     .map(|run| run.peak_rss_kib)
@@ -236,9 +263,9 @@ pub(crate) fn summarize(runs: &[Run]) -> Vec<ModeSummary> {
 pub(crate) fn markdown(summaries: &[ModeSummary]) -> String {
     let mut out = String::new();
     out.push_str(
-        "| mode | rounds | req/s | × bare | p50 µs | p99 µs | server busy | CPU µs/req | added µs/req | added per round | peak RSS MiB | spans/req | dropped/req | errors | target |\n",
+        "| mode | rounds | req/s | × bare | p50 µs | p99 µs | server busy | CPU µs/req | added µs/req | added per round | added user | added kernel | peak RSS MiB | spans/req | dropped/req | errors | target |\n",
     );
-    out.push_str("|---|--:|--:|--:|--:|--:|--:|--:|--:|---|--:|--:|--:|--:|---|\n");
+    out.push_str("|---|--:|--:|--:|--:|--:|--:|--:|--:|---|--:|--:|--:|--:|--:|--:|---|\n");
     let opt = |value: Option<f64>, digits: usize| {
         value.map_or_else(|| "-".to_owned(), |v| format!("{v:.digits$}"))
     };
@@ -262,7 +289,7 @@ pub(crate) fn markdown(summaries: &[ModeSummary]) -> String {
         };
         let _ = writeln!(
             out,
-            "| {} | {} | {:.0} | {} | {:.0} | {:.0} | {:.0}% | {:.2} | {} | {} | {:.1} | {:.3} | {} | {} | {} |",
+            "| {} | {} | {:.0} | {} | {:.0} | {:.0} | {:.0}% | {:.2} | {} | {} | {} | {} | {:.1} | {:.3} | {} | {} | {} |",
             s.mode,
             s.rounds,
             s.requests_per_s,
@@ -273,6 +300,8 @@ pub(crate) fn markdown(summaries: &[ModeSummary]) -> String {
             s.cpu_us_per_request,
             opt(s.added_cpu_us, 2),
             per_round.join(", "),
+            opt(s.added_user_us, 2),
+            opt(s.added_sys_us, 2),
             s.peak_rss_kib as f64 / 1024.0,
             s.spans_per_request,
             opt(s.dropped_per_request, 3),
@@ -287,9 +316,12 @@ pub(crate) fn markdown(summaries: &[ModeSummary]) -> String {
 mod tests {
     use super::*;
 
+    /// A run whose CPU is `cpu_ticks`, a fifth of it in the kernel.
     fn line(round: u32, mode: &str, requests: u64, cpu_ticks: u64, dropped: &str) -> String {
+        let sys_ticks = cpu_ticks / 5;
+        let user_ticks = cpu_ticks - sys_ticks;
         format!(
-            "{round}\t{mode}\t{requests}\t1000\t10\t100\t400\t{cpu_ticks}\t100\t20480\t{requests}\t{dropped}\t0\n"
+            "{round}\t{mode}\t{requests}\t1000\t10\t100\t400\t{user_ticks}\t{sys_ticks}\t100\t20480\t{requests}\t{dropped}\t0\n"
         )
     }
 
@@ -328,11 +360,20 @@ mod tests {
             tracewire.added_cpu_us.map(|v| format!("{v:.2}")),
             Some("0.60".to_owned())
         );
+        // Split as the runs are (four fifths in user space), each part judged on its own:
+        // user +0.40, +1.60, +0.48 and kernel +0.10, +0.40, +0.12.
+        let two = |v: Option<f64>| v.map(|v| format!("{v:.2}"));
+        assert_eq!(two(tracewire.added_user_us), Some("0.48".to_owned()));
+        assert_eq!(two(tracewire.added_sys_us), Some("0.12".to_owned()));
         // Throughput ratios 0.9, 1.0, 1.0.
         assert_eq!(tracewire.throughput_ratio, Some(1.0));
         assert_eq!(tracewire.dropped_per_request, Some(10.0 / 2_403_000.0));
         let table = markdown(&summaries);
         assert!(table.contains("| tracewire | 3 |"), "{table}");
+        assert!(
+            table.contains("| 0.60 | 0.50, 2.00, 0.60 | 0.48 | 0.12 |"),
+            "{table}"
+        );
         assert!(table.contains("≤ 0.8 µs, ≥ 0.90×: met"), "{table}");
     }
 
