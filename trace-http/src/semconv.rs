@@ -84,6 +84,27 @@ pub(crate) fn record_method(span: &mut trace_core::SpanRecorder, method: &Method
     }
 }
 
+/// A request header's value as attribute text: UTF-8 as the peer sent it (a user agent may go
+/// beyond ASCII), any byte that is not UTF-8 replaced with U+FFFD, so a value is never dropped
+/// for its bytes.
+#[inline]
+pub(crate) fn header_text(value: &http::HeaderValue) -> trace_core::StringValue {
+    match header_str(value) {
+        std::borrow::Cow::Borrowed(text) => trace_core::StringValue::copied(text),
+        std::borrow::Cow::Owned(text) => trace_core::StringValue::from(text),
+    }
+}
+
+/// [`header_text`] as a `str`. Visible ASCII, the usual value, is recognised by `to_str`'s
+/// inlined check; only a value beyond it goes through UTF-8 decoding.
+#[inline]
+pub(crate) fn header_str(value: &http::HeaderValue) -> std::borrow::Cow<'_, str> {
+    match value.to_str() {
+        Ok(text) => std::borrow::Cow::Borrowed(text),
+        Err(_) => String::from_utf8_lossy(value.as_bytes()),
+    }
+}
+
 /// The `network.protocol.version` value of an HTTP version.
 pub(crate) fn protocol_version(version: http::Version) -> Option<&'static str> {
     Some(match version {

@@ -263,6 +263,35 @@ async fn listed_request_headers_are_recorded_but_never_credentials() {
 }
 
 #[tokio::test]
+async fn header_values_beyond_ascii_are_recorded_as_text() {
+    let collector = support::collector();
+    let layer = TraceLayer::new(collector.clone()).record_request_headers(["x-tenant"]);
+    let addr = traced(users_app(), layer).await;
+    // A user agent in UTF-8, and a header repeated with a Latin-1 byte (not UTF-8) in one value.
+    let request = support::request_raw(
+        Method::GET,
+        addr,
+        "/users/1",
+        vec![
+            support::header("user-agent", "Käfer/2.0 (Zürich)".as_bytes()),
+            support::header("x-tenant", b"m\xfcller"),
+            support::header("x-tenant", b"acme"),
+        ],
+    );
+    let reply = support::send(&support::client(), request).await;
+    assert_eq!(reply.status, 200);
+    let span = support::wait_for_one_span(&collector).await;
+    assert_eq!(
+        attr_str(&span, "user_agent.original"),
+        Some("Käfer/2.0 (Zürich)")
+    );
+    assert_eq!(
+        attr_str(&span, "http.request.header.x-tenant"),
+        Some("m\u{fffd}ller,acme")
+    );
+}
+
+#[tokio::test]
 async fn client_address_is_recorded_with_connect_info() {
     let collector = support::collector();
     let app = users_app().layer(TraceLayer::new(collector.clone()));

@@ -177,7 +177,8 @@ impl TraceLayer {
 
     /// Request headers recorded as `http.request.header.<name>` attributes (an allow-list).
     /// `authorization`, `cookie`, `set-cookie` and `proxy-authorization` are never recorded,
-    /// even if listed.
+    /// even if listed. A repeated header's values are joined with commas; a value's bytes that
+    /// are not UTF-8 are recorded as U+FFFD (so is `user_agent.original`).
     pub fn record_request_headers<I>(self, names: I) -> Self
     where
         I: IntoIterator,

@@ -247,8 +247,8 @@ fn record_request<B>(
     if let Some(version) = semconv::protocol_version(request.version()) {
         span.set_attribute(semconv::NETWORK_PROTOCOL_VERSION, version);
     }
-    if let Some(agent) = seen.user_agent.and_then(|v| v.to_str().ok()) {
-        span.set_attribute(semconv::USER_AGENT_ORIGINAL, StringValue::copied(agent));
+    if let Some(agent) = seen.user_agent {
+        span.set_attribute(semconv::USER_AGENT_ORIGINAL, semconv::header_text(agent));
     }
     if let Some(peer) = client_address(request) {
         span.set_attribute(semconv::CLIENT_ADDRESS, ip_text(peer.ip()));
@@ -258,11 +258,12 @@ fn record_request<B>(
         span.set_attribute(semconv::HTTP_REQUEST_BODY_SIZE, size);
     }
     for (name, key) in &config.recorded_headers {
-        let values: Vec<&str> = request
+        // Each value as text (see `semconv::header_text`), a repeated header's joined by commas.
+        let values: Vec<Cow<'_, str>> = request
             .headers()
             .get_all(name)
             .iter()
-            .filter_map(|v| v.to_str().ok())
+            .map(semconv::header_str)
             .collect();
         if !values.is_empty() {
             span.set_attribute(key.clone(), values.join(","));
