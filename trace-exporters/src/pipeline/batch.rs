@@ -5,6 +5,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
+use crossbeam_queue::ArrayQueue;
 use tokio::runtime::Handle;
 use tokio::sync::{Notify, mpsc, oneshot, watch};
 use trace_core::{Collector, Span};
@@ -12,18 +13,14 @@ use trace_core::{Collector, Span};
 use super::config::BatchConfig;
 use super::drop_reason;
 use super::metrics::{BoundMetrics, ExporterMetrics};
-use super::queue::SpanQueue;
 use super::worker::{Control, Worker};
 use crate::export::SpanExporter;
 
 /// A [`Collector`] that queues spans and exports them in batches from a background task.
 ///
-/// `collect` never blocks: the span moves into a bounded lock-free queue (or, when the queue is
-/// full, is dropped and counted as [`queue_full`](drop_reason::QUEUE_FULL)). The queue grows in
-/// blocks of 31 spans that the export task frees as it empties them, so `collect` allocates one
-/// block per 31 spans queued and nothing else; a span moves into memory used moments ago rather
-/// than into a slot of a fixed ring last written thousands of spans before (a cache miss per
-/// span at the default queue size). The export task wakes when a full batch is waiting
+/// `collect` never blocks and allocates nothing: the span moves into a bounded lock-free queue
+/// (or, when the queue is full, is dropped and counted as
+/// [`queue_full`](drop_reason::QUEUE_FULL)). The export task wakes when a full batch is waiting
 /// or when the [scheduled delay](BatchConfig::scheduled_delay) has passed, sends batches of at most
 /// [`max_batch_size`](BatchConfig::max_batch_size) spans, bounds each call with the
 /// [export timeout](BatchConfig::export_timeout) (a timeout is a retryable failure), retries
@@ -119,7 +116,7 @@ pub enum ShutdownError {
 pub(crate) struct Shared {
     pub(crate) kind: &'static str,
     pub(crate) config: BatchConfig,
-    pub(crate) queue: SpanQueue,
+    pub(crate) queue: ArrayQueue<Span>,
     /// Wakes the export task when a full batch is waiting.
     pub(crate) wake: Notify,
     /// Set by the collect that sends a wake-up, cleared by the task when it wakes, so that a
@@ -460,7 +457,7 @@ impl BatchExporterBuilder {
         let (deadline, deadline_rx) = watch::channel(None);
         let shared = Arc::new(Shared {
             kind,
-            queue: SpanQueue::new(config.max_queue_size),
+            queue: ArrayQueue::new(config.max_queue_size),
             config,
             wake: Notify::new(),
             wake_pending: AtomicBool::new(false),

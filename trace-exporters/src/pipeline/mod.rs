@@ -11,7 +11,6 @@
 mod batch;
 mod config;
 mod metrics;
-mod queue;
 mod worker;
 
 pub use batch::{BatchExporter, BatchExporterBuilder, FlushReport, ShutdownError, ShutdownReport};
