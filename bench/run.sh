@@ -256,10 +256,12 @@ Medians over $ROUNDS round(s). "added µs/req" is the mode's server CPU per requ
 the median of the same-round throughput ratios. "server busy" is the share of its core the
 server used: well below 100% means something else (wrk, the machine's other work) limited the
 run, and the throughput ratios mean little. "added user" and "added kernel" split the added CPU
-(each a median over rounds of its own, so they need not sum exactly to "added µs/req"): the
-kernel part is mostly sending spans, since on loopback the server's core also runs the sink's
-side of TCP. \`tracewire-no-export\` is \`tracewire\` with a collector that drops each span, so
-\`tracewire\` minus it is what the export costs. Targets (issue 8): \`tracewire\` adds at most
+(each a median over rounds of its own, so they need not sum exactly to "added µs/req"). The
+kernel part includes sending spans (on loopback the server's core also runs the sink's side of
+TCP), and it moves with throughput: a slower server answers fewer requests per wake-up, so it
+makes more system calls per request. It is the noisier part; the user-space part is the
+steadier comparison. \`tracewire-no-export\` is \`tracewire\` with a collector that drops each
+span, so \`tracewire\` minus it is what the export costs. Targets (issue 8): \`tracewire\` adds at most
 0.8 µs (≥ 0.90× bare), \`tracewire-unsampled\` at most 0.25 µs (≥ 0.96×).
 
 $TABLE
@@ -287,7 +289,8 @@ $(versions axum hyper tokio tower-http tracing tracing-subscriber opentelemetry 
   warm-up of $WARMUP, then the measured $DURATION.
 - **CPU per request.** utime (user space) + stime (kernel) of the server process (all threads)
   from \`/proc/PID/stat\` just before and just after the measured run, in clock ticks ($CLK_TCK
-  per second), divided by the requests wrk completed in it. Both are reported apart as well. Peak RSS is \`VmHWM\` at the end.
+  per second), divided by the requests wrk completed in it; both parts are also reported
+  apart. Peak RSS is \`VmHWM\` at the end.
 - **Export.** Every tracing mode exports over OTLP/HTTP protobuf to \`tracewire-bench sink\`, which
   decodes each request with opentelemetry-proto's types, counts the spans and acknowledges them.
   "spans/req" is the sink's count over the server's whole life (flushed on SIGTERM) divided by
