@@ -75,6 +75,32 @@ fn extract_realistic_request(c: &mut Criterion) {
     c.bench_function("extract/20_headers_with_traceparent_and_tracestate", |b| {
         b.iter(|| propagation.extract(black_box(&traced)))
     });
+    // A request carrying only a `traceparent`, on one thread and on two at once sharing the
+    // composite as a server's worker threads do (the time per call on one of them). Anything
+    // every call writes to in common shows as the difference between the two.
+    let mut minimal = HeaderMap::new();
+    minimal.insert("traceparent", HeaderValue::from_static(TRACEPARENT));
+    c.bench_function("extract/traceparent_only", |b| {
+        b.iter(|| propagation.extract(black_box(&minimal)))
+    });
+    c.bench_function("extract/traceparent_only_two_threads_at_once", |b| {
+        b.iter_custom(|iters| {
+            std::thread::scope(|scope| {
+                let other = scope.spawn(|| {
+                    for _ in 0..iters {
+                        black_box(propagation.extract(black_box(&minimal)));
+                    }
+                });
+                let started = std::time::Instant::now();
+                for _ in 0..iters {
+                    black_box(propagation.extract(black_box(&minimal)));
+                }
+                let elapsed = started.elapsed();
+                let _ = other.join();
+                elapsed
+            })
+        })
+    });
 }
 
 fn spans(c: &mut Criterion) {

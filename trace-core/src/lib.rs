@@ -72,6 +72,7 @@ pub mod propagation;
 mod recorder;
 pub mod sampler;
 mod span;
+mod spread;
 mod trace_state;
 
 pub use baggage::{Baggage, BaggageBuilder, BaggageEntry, BaggageError};

@@ -19,11 +19,11 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use http::{HeaderMap, HeaderName, HeaderValue};
 
 use crate::sampler::{Sampler, SamplingDecision, SamplingRequest};
+use crate::spread::SpreadCounter;
 use crate::{Baggage, SpanContext, SpanId, TraceFlags, TraceId, TraceState, TraceStateError};
 
 mod b3;
@@ -222,8 +222,9 @@ pub struct FormatStats {
 
 #[derive(Debug)]
 struct Counters {
-    found: AtomicU64,
-    rejected: AtomicU64,
+    /// Bumped on most requests, from every thread that serves them: spread over cache lines.
+    found: SpreadCounter,
+    rejected: SpreadCounter,
     /// The format's [`Propagator::scanned_headers`], asked once.
     reads: ScannedHeaders,
 }
@@ -265,8 +266,8 @@ impl CompositePropagator {
         let counters: Arc<[Counters]> = formats
             .iter()
             .map(|format| Counters {
-                found: AtomicU64::new(0),
-                rejected: AtomicU64::new(0),
+                found: SpreadCounter::default(),
+                rejected: SpreadCounter::default(),
                 reads: format.scanned_headers(),
             })
             .collect();
@@ -338,11 +339,11 @@ impl CompositePropagator {
             }
             match format.extract_scanned(&scan, &mut extracted) {
                 Ok(Presence::Found) => {
-                    counters.found.fetch_add(1, Ordering::Relaxed);
+                    counters.found.increment();
                 }
                 Ok(Presence::Absent) => {}
                 Err(_) => {
-                    counters.rejected.fetch_add(1, Ordering::Relaxed);
+                    counters.rejected.increment();
                 }
             }
         }
@@ -375,8 +376,8 @@ impl CompositePropagator {
             .zip(self.counters.iter())
             .map(|(format, counters)| FormatStats {
                 name: format.name(),
-                found: counters.found.load(Ordering::Relaxed),
-                rejected: counters.rejected.load(Ordering::Relaxed),
+                found: counters.found.get(),
+                rejected: counters.rejected.get(),
             })
             .collect()
     }
