@@ -72,7 +72,8 @@ pub mod propagation;
 mod recorder;
 pub mod sampler;
 mod span;
-mod spread;
+#[doc(hidden)]
+pub mod spread;
 mod trace_state;
 
 pub use baggage::{Baggage, BaggageBuilder, BaggageEntry, BaggageError};

@@ -23,7 +23,7 @@ use std::sync::Arc;
 use http::{HeaderMap, HeaderName, HeaderValue};
 
 use crate::sampler::{Sampler, SamplingDecision, SamplingRequest};
-use crate::spread::SpreadCounter;
+use crate::spread::SpreadCount;
 use crate::{Baggage, SpanContext, SpanId, TraceFlags, TraceId, TraceState, TraceStateError};
 
 mod b3;
@@ -223,8 +223,8 @@ pub struct FormatStats {
 #[derive(Debug)]
 struct Counters {
     /// Bumped on most requests, from every thread that serves them: spread over cache lines.
-    found: SpreadCounter,
-    rejected: SpreadCounter,
+    found: SpreadCount,
+    rejected: SpreadCount,
     /// The format's [`Propagator::scanned_headers`], asked once.
     reads: ScannedHeaders,
 }
@@ -266,8 +266,8 @@ impl CompositePropagator {
         let counters: Arc<[Counters]> = formats
             .iter()
             .map(|format| Counters {
-                found: SpreadCounter::default(),
-                rejected: SpreadCounter::default(),
+                found: SpreadCount::default(),
+                rejected: SpreadCount::default(),
                 reads: format.scanned_headers(),
             })
             .collect();
@@ -376,8 +376,8 @@ impl CompositePropagator {
             .zip(self.counters.iter())
             .map(|(format, counters)| FormatStats {
                 name: format.name(),
-                found: counters.found.get(),
-                rejected: counters.rejected.get(),
+                found: counters.found.total(),
+                rejected: counters.rejected.total(),
             })
             .collect()
     }

@@ -4,7 +4,6 @@ use std::time::Duration;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::exemplar::HistogramWithExemplars;
 use prometheus_client::metrics::family::Family;
-use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::exponential_buckets;
 use prometheus_client::registry::{Registry, Unit};
 use tower_layer::Layer;
@@ -13,6 +12,7 @@ use super::duration::{DEFAULT_EXEMPLAR_INTERVAL, DurationSeries};
 use super::family::{
     ClientLabels, Interner, MethodLabel, SeriesCache, ServerLabels, TraceExemplar,
 };
+use super::gauge::InFlightGauge;
 use super::histogram::AtomicHistogram;
 use super::service::{ClientMetricsService, MetricsService};
 
@@ -57,13 +57,13 @@ pub enum DurationEnd {
 pub(crate) struct ServerMetrics {
     pub(crate) series: SeriesCache<ServerLabels, ServerSeries>,
     /// One gauge per normalised method, made up front: no lookup per request.
-    pub(crate) active: Vec<(&'static str, Gauge)>,
+    pub(crate) active: Vec<(&'static str, InFlightGauge)>,
     pub(crate) duration_end: DurationEnd,
 }
 
 impl ServerMetrics {
     /// The in-flight gauge for a normalised method name.
-    pub(crate) fn active(&self, method: super::KeptText) -> Option<&Gauge> {
+    pub(crate) fn active(&self, method: super::KeptText) -> Option<&InFlightGauge> {
         let index = crate::semconv::method_index(method)?;
         self.active.get(index).map(|(_, gauge)| gauge)
     }
@@ -215,7 +215,7 @@ impl MetricsBuilder {
         let duration = Family::new_with_constructor(duration_histogram as fn() -> _);
         let request_size = Family::new_with_constructor(size_histogram as fn() -> _);
         let response_size = Family::new_with_constructor(size_histogram as fn() -> _);
-        let active = Family::<MethodLabel, Gauge>::default();
+        let active = Family::<MethodLabel, InFlightGauge>::default();
         registry.register_with_unit(
             "http_server_request_duration",
             "Duration of HTTP server requests, until the response body ended",

@@ -10,6 +10,7 @@
 mod duration;
 mod endpoint;
 mod family;
+mod gauge;
 mod histogram;
 mod layer;
 mod service;

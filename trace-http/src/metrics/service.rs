@@ -6,12 +6,12 @@ use std::time::Instant;
 
 use http::{HeaderMap, Request, Response, StatusCode};
 use pin_project_lite::pin_project;
-use prometheus_client::metrics::gauge::Gauge;
 use tower_service::Service;
 use trace_core::SpanContext;
 use trace_core::current::with_current;
 
 use super::family::{ClientLabels, ErrorType, KeptText, ServerLabels, TraceExemplar};
+use super::gauge::InFlightGauge;
 use super::layer::{ClientMetrics, DurationEnd, ServerMetrics};
 use crate::RequestStart;
 use crate::body::ResponseBody;
@@ -193,7 +193,7 @@ impl MetricsObserver {
         start: Instant,
         exemplar: Option<TraceExemplar>,
     ) -> Self {
-        let in_flight = metrics.active(method).map(Gauge::inc).is_some();
+        let in_flight = metrics.active(method).map(InFlightGauge::inc).is_some();
         MetricsObserver {
             start,
             exemplar,
