@@ -122,6 +122,43 @@ fn bench_case<S, B>(
     });
 }
 
+/// Like [`bench_case`], with a second thread serving the same request through a clone of the
+/// service at the same time, as a server's worker threads do: the time per request on one of
+/// them. What every request writes in common (a gauge, a count) shows as the difference to the
+/// one-thread case.
+fn bench_two_threads<S, B>(
+    group: &mut BenchmarkGroup<'_, WallTime>,
+    name: &str,
+    service: S,
+    request: &Request<Full<Bytes>>,
+) where
+    S: Service<Request<Full<Bytes>>, Response = Response<B>> + Clone + Send,
+    S::Error: std::fmt::Debug,
+    B: Body,
+    B::Error: std::fmt::Debug,
+{
+    group.bench_function(name, |b| {
+        b.iter_custom(|iters| {
+            let mut mine = service.clone();
+            let mut theirs = service.clone();
+            std::thread::scope(|scope| {
+                let other = scope.spawn(move || {
+                    for _ in 0..iters {
+                        serve(&mut theirs, request.clone());
+                    }
+                });
+                let started = std::time::Instant::now();
+                for _ in 0..iters {
+                    serve(&mut mine, request.clone());
+                }
+                let elapsed = started.elapsed();
+                other.join().expect("the other thread serves to the end");
+                elapsed
+            })
+        })
+    });
+}
+
 fn trace_layer(c: &mut Criterion) {
     let mut group = c.benchmark_group("trace_layer");
     let plain = request(&[]);
@@ -295,6 +332,10 @@ where
 /// - `metrics_routed` − `no_layer_routed` and `metrics_routed_with_exemplar` −
 ///   `no_layer_routed_with_context`: a `MatchedPath` taken from a real router in the extensions,
 ///   so the route is interned and hashed into the label set;
+/// - `metrics_routed_with_exemplar_two_threads` − `no_layer_routed_with_context_two_threads`:
+///   the same with a second thread serving the same route at once (per request, on one of the
+///   two): what the threads' common writes (gauge, histograms, the shared metrics' reference
+///   count) cost when two cores make them;
 /// - `trace_and_metrics_{sampled,unsampled}` − `no_layer`: `TraceLayer` (no-op collector,
 ///   `AlwaysOn` / `AlwaysOff`) outside `MetricsLayer`, as the README layers them; the
 ///   `trace_only_*` cases give the metrics layer's share of the pair;
@@ -350,6 +391,18 @@ fn metrics_layer(c: &mut Criterion) {
         "metrics_routed_with_exemplar",
         metrics().layer(bare()),
         || routed_with_context.clone(),
+    );
+    bench_two_threads(
+        &mut group,
+        "no_layer_routed_with_context_two_threads",
+        bare(),
+        &routed_with_context,
+    );
+    bench_two_threads(
+        &mut group,
+        "metrics_routed_with_exemplar_two_threads",
+        metrics().layer(bare()),
+        &routed_with_context,
     );
 
     let sampled = TraceLayer::new(Arc::new(NoopCollector)).sampler(AlwaysOn);
