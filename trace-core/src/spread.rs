@@ -12,8 +12,8 @@
 use std::cell::Cell;
 use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 
-/// Lines the count is spread over. Threads beyond this many share lines, round robin, which
-/// still divides the contention by as much.
+/// Lines the count is spread over. Threads beyond this many share lines, round robin: still a
+/// fraction of the contention of one shared line.
 const LINES: usize = 8;
 
 /// One part of the count, alone on its cache line (128 bytes: the adjacent-line prefetcher of
@@ -44,8 +44,9 @@ impl SpreadCount {
         self.add(1);
     }
 
-    /// The count: the sum of the parts, read one after another (so, while threads move it, a
-    /// value it had at some instant during the read, give or take their moves).
+    /// The count: the sum of the parts, read one after another. While threads move it, the
+    /// parts are read at slightly different moments, so a count raised on one thread and
+    /// lowered on another can briefly read one below (or above) any value it really had.
     pub fn get(&self) -> i64 {
         self.lines
             .iter()

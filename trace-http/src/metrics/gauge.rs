@@ -29,9 +29,10 @@ impl InFlightGauge {
         self.0.add(-1);
     }
 
-    /// Requests in flight now.
+    /// Requests in flight now. Never below zero: a scrape that reads the parts while a request
+    /// ends on another thread than it began could otherwise see -1 (see [`SpreadCount::get`]).
     pub(crate) fn get(&self) -> i64 {
-        self.0.get()
+        self.0.get().max(0)
     }
 }
 
