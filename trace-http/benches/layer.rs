@@ -216,6 +216,15 @@ fn trace_layer(c: &mut Criterion) {
         sampled.layer(bare()),
         || sampled_parent.clone(),
     );
+    // The same with a second thread tracing through the same layer at once: every sampled
+    // context holds the collector, so whatever count they share shows here.
+    bench_two_threads(&mut group, "no_layer_two_threads", bare(), &sampled_parent);
+    bench_two_threads(
+        &mut group,
+        "sampled_noop_collector_two_threads",
+        sampled.clone().service_name("users").layer(bare()),
+        &sampled_parent,
+    );
 
     // Forced by the debug header over a sampler that never samples.
     let forced = TraceLayer::new(Arc::new(NoopCollector))

@@ -4,7 +4,8 @@ use http::HeaderName;
 use tower_layer::Layer;
 use trace_core::propagation::CompositePropagator;
 use trace_core::sampler::{AlwaysOn, DebugForced, ParentBased, Sampler};
-use trace_core::{Collector, Key};
+use trace_core::spread::SpreadCollector;
+use trace_core::{Collector, InlineStr, Key, StringValue};
 
 use super::TraceService;
 use crate::metrics::{MetricsLayer, ServerMetrics};
@@ -42,12 +43,14 @@ pub enum TraceIdHeader {
 
 #[derive(Clone)]
 pub(crate) struct TraceConfig {
-    pub(crate) service_name: Option<Arc<str>>,
+    /// Held as it is recorded: a short name inline (copied per span, no shared count to bump).
+    pub(crate) service_name: Option<StringValue>,
     pub(crate) propagation: CompositePropagator,
     pub(crate) root_sampler: Arc<dyn Sampler>,
     pub(crate) debug_cap: f64,
     pub(crate) sampler: Arc<DebugForced>,
-    pub(crate) collector: Arc<dyn Collector>,
+    /// Handed to each sampled request's context through the replica of the thread serving it.
+    pub(crate) collector: SpreadCollector,
     pub(crate) debug_headers: Vec<HeaderName>,
     /// The debug headers the propagation does not already read (the Jaeger format reads
     /// `jaeger-debug-id`): looking them up again would cost every request a hash lookup.
@@ -106,7 +109,7 @@ impl TraceLayer {
                 sampler: Arc::new(DebugForced::new(root_sampler.clone(), DEFAULT_DEBUG_CAP)),
                 root_sampler,
                 debug_cap: DEFAULT_DEBUG_CAP,
-                collector,
+                collector: SpreadCollector::new(collector),
                 debug_headers: vec![HeaderName::from_static(JAEGER_DEBUG_ID)],
                 unread_debug_headers: Vec::new(),
                 recorded_headers: Vec::new(),
@@ -132,7 +135,12 @@ impl TraceLayer {
 
     /// Records `service.name` on every server span.
     pub fn service_name(self, name: impl Into<Arc<str>>) -> Self {
-        let name = name.into();
+        let name: Arc<str> = name.into();
+        let name = if name.len() <= InlineStr::CAPACITY {
+            StringValue::copied(&name)
+        } else {
+            StringValue::Shared(name)
+        };
         self.with(|c| c.service_name = Some(name))
     }
 
@@ -252,7 +260,7 @@ impl TraceLayer {
 
     /// The configured `service.name`. Not a stable API.
     #[doc(hidden)]
-    pub fn configured_service_name(&self) -> Option<&Arc<str>> {
+    pub fn configured_service_name(&self) -> Option<&StringValue> {
         self.config.service_name.as_ref()
     }
 
@@ -289,7 +297,7 @@ impl std::fmt::Debug for TraceLayer {
             .field("propagation", &c.propagation)
             .field("sampler", &c.root_sampler)
             .field("debug_cap", &c.debug_cap)
-            .field("collector", &c.collector)
+            .field("collector", c.collector.shared())
             .field("debug_headers", &c.debug_headers)
             .field("recorded_headers", &c.recorded_headers)
             .field("trace_id_header", &c.trace_id_header)

@@ -177,7 +177,7 @@ fn server_context_and_headers<'h>(
     // An unsampled context records nothing, here or in its children: it needs no collector
     // (and skips two reference-count updates per request on a handle every worker shares).
     let context = if context.is_sampled() {
-        context.with_collector(config.collector.clone())
+        context.with_collector(config.collector.for_this_thread().clone())
     } else {
         context
     };
