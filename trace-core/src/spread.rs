@@ -71,7 +71,7 @@ impl SpreadCount {
 /// (into the request's extensions, the recorder, the current-task context): with one
 /// `Arc<dyn Collector>` shared by every worker thread, each clone and drop takes its count's
 /// cache line from the core that moved it last. Each replica forwards to the shared collector.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct SpreadCollector {
     shared: Arc<dyn Collector>,
     replicas: [Arc<dyn Collector>; LINES],
@@ -109,15 +109,6 @@ impl SpreadCollector {
     /// The collector the replicas forward to.
     pub fn shared(&self) -> &Arc<dyn Collector> {
         &self.shared
-    }
-}
-
-impl Clone for SpreadCollector {
-    fn clone(&self) -> Self {
-        Self {
-            shared: self.shared.clone(),
-            replicas: self.replicas.clone(),
-        }
     }
 }
 
