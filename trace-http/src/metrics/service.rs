@@ -335,33 +335,36 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
-        let result = ready!(this.inner.poll(cx));
-        match result {
-            Ok(response) => {
-                // Updated where it lies and moved once, into the body (a move is a copy of the
-                // whole observer).
-                if let Some(observer) = this.observer.as_mut() {
-                    if observer.exemplar.is_none() {
-                        // The trace layer, when inside this one, hands the sampled context back
-                        // on the response.
-                        observer.exemplar = response
-                            .extensions()
-                            .get::<SpanContext>()
-                            .and_then(TraceExemplar::of);
-                    }
-                    observer.on_response(response.status(), *this.failures_from);
-                }
-                // `None` only when polled after completion (the caller's contract breach): the
-                // result is passed on unobserved.
-                let observer = this.observer.take();
-                Poll::Ready(Ok(response.map(|body| ResponseBody::new(body, observer))))
-            }
+        // Taken apart where it lies: the response head is moved once, into the output (each
+        // move is a copy of the whole head).
+        let (head, body) = match ready!(this.inner.poll(cx)) {
+            Ok(response) => response.into_parts(),
             Err(error) => {
                 if let Some(observer) = this.observer.take() {
                     observer.on_error();
                 }
-                Poll::Ready(Err(error))
+                return Poll::Ready(Err(error));
             }
+        };
+        // Updated where it lies and moved once, into the body (a move is a copy of the whole
+        // observer).
+        if let Some(observer) = this.observer.as_mut() {
+            if observer.exemplar.is_none() {
+                // The trace layer, when inside this one, hands the sampled context back on the
+                // response.
+                observer.exemplar = head
+                    .extensions
+                    .get::<SpanContext>()
+                    .and_then(TraceExemplar::of);
+            }
+            observer.on_response(head.status, *this.failures_from);
         }
+        // `None` only when polled after completion (the caller's contract breach): the result is
+        // passed on unobserved.
+        let observer = this.observer.take();
+        Poll::Ready(Ok(Response::from_parts(
+            head,
+            ResponseBody::new(body, observer),
+        )))
     }
 }

@@ -1,6 +1,6 @@
 use std::future::Future;
 use std::pin::Pin;
-use std::task::{Context, Poll, ready};
+use std::task::{Context, Poll};
 
 use http::{HeaderName, HeaderValue, Response, StatusCode};
 use pin_project_lite::pin_project;
@@ -78,73 +78,87 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
-        let result = {
-            let mut panic_guard = PanicGuard(Some(this.span));
-            let result = ready!(this.inner.poll(cx));
-            panic_guard.0 = None;
-            result
-        };
-        let mut span = this.span.take().unwrap_or_default();
-        match result {
-            Ok(mut response) => {
-                let status = response.status();
-                if span.is_recording() {
-                    span.set_attribute(semconv::HTTP_RESPONSE_STATUS_CODE, status.as_u16());
-                    if status.as_u16() >= *this.failures_from {
-                        span.set_attribute(semconv::ERROR_TYPE, status.as_str().to_owned());
-                        span.set_status(Status::error(status.to_string()));
-                    }
-                }
-                if let Some((name, value)) = this.trace_id_header.take().map(|header| *header) {
-                    response.headers_mut().append(name, value);
-                }
-                // A metrics layer outside this one reads the sampled context here for its
-                // exemplar (the request it saw did not have the context yet). Not needed when
-                // this layer records the metrics itself.
-                if this.metrics.is_none()
-                    && let Some(context) = span.context()
-                {
-                    response.extensions_mut().insert(context.clone());
-                }
-                // hyper discards, unread, the body of a response that cannot have one (to HEAD,
-                // 1xx, 204, 304): such a response is complete with its head.
-                let bodyless = *this.head_request
-                    || status.is_informational()
-                    || status == StatusCode::NO_CONTENT
-                    || status == StatusCode::NOT_MODIFIED;
-                if let Some(metrics) = this.metrics.as_mut() {
-                    metrics.on_response(status, *this.failures_from);
-                }
-                if bodyless {
-                    if span.is_recording() {
-                        span.set_attribute(semconv::HTTP_RESPONSE_BODY_SIZE, 0_i64);
-                    }
-                    // Complete with its head: the span ends now.
-                    drop(std::mem::take(&mut span));
-                }
-                // The metrics observer is moved once, straight into the body's observer.
-                let observer =
-                    (span.is_recording() || this.metrics.is_some()).then(|| SpanObserver {
-                        span,
-                        metrics: this.metrics.take(),
-                    });
-                Poll::Ready(Ok(response.map(|body| ResponseBody::new(body, observer))))
+        let panic_guard = PanicGuard(Some(&mut *this.span));
+        // Matched where it lies: the response is moved once, into the output (each move of a
+        // response is a copy of its whole head).
+        let (mut head, body) = match this.inner.poll(cx) {
+            Poll::Pending => {
+                panic_guard.disarm();
+                return Poll::Pending;
             }
-            Err(error) => {
+            Poll::Ready(Ok(response)) => {
+                panic_guard.disarm();
+                response.into_parts()
+            }
+            Poll::Ready(Err(error)) => {
+                panic_guard.disarm();
                 if let Some(metrics) = this.metrics.take() {
                     metrics.on_error();
                 }
+                let mut span = this.span.take().unwrap_or_default();
                 span.set_attribute(semconv::ERROR_TYPE, "_OTHER");
                 span.set_status(Status::error(error.to_string()));
-                Poll::Ready(Err(error))
+                return Poll::Ready(Err(error));
+            }
+        };
+        let mut span = this.span.take().unwrap_or_default();
+        let status = head.status;
+        if span.is_recording() {
+            span.set_attribute(semconv::HTTP_RESPONSE_STATUS_CODE, status.as_u16());
+            if status.as_u16() >= *this.failures_from {
+                span.set_attribute(semconv::ERROR_TYPE, status.as_str().to_owned());
+                span.set_status(Status::error(status.to_string()));
             }
         }
+        if let Some((name, value)) = this.trace_id_header.take().map(|header| *header) {
+            head.headers.append(name, value);
+        }
+        // A metrics layer outside this one reads the sampled context here for its exemplar (the
+        // request it saw did not have the context yet). Not needed when this layer records the
+        // metrics itself.
+        if this.metrics.is_none()
+            && let Some(context) = span.context()
+        {
+            head.extensions.insert(context.clone());
+        }
+        // hyper discards, unread, the body of a response that cannot have one (to HEAD, 1xx,
+        // 204, 304): such a response is complete with its head.
+        let bodyless = *this.head_request
+            || status.is_informational()
+            || status == StatusCode::NO_CONTENT
+            || status == StatusCode::NOT_MODIFIED;
+        if let Some(metrics) = this.metrics.as_mut() {
+            metrics.on_response(status, *this.failures_from);
+        }
+        if bodyless {
+            if span.is_recording() {
+                span.set_attribute(semconv::HTTP_RESPONSE_BODY_SIZE, 0_i64);
+            }
+            // Complete with its head: the span ends now.
+            drop(std::mem::take(&mut span));
+        }
+        // The metrics observer is moved once, straight into the body's observer.
+        let observer = (span.is_recording() || this.metrics.is_some()).then(|| SpanObserver {
+            span,
+            metrics: this.metrics.take(),
+        });
+        Poll::Ready(Ok(Response::from_parts(
+            head,
+            ResponseBody::new(body, observer),
+        )))
     }
 }
 
 /// Ends the span as failed if the inner future panics while being polled (whoever catches the
 /// panic then drops a future that no longer holds a span, so it is not also marked aborted).
 struct PanicGuard<'a>(Option<&'a mut Option<SpanRecorder>>);
+
+impl PanicGuard<'_> {
+    /// The inner future returned: nothing to end here.
+    fn disarm(mut self) {
+        self.0 = None;
+    }
+}
 
 impl Drop for PanicGuard<'_> {
     fn drop(&mut self) {
