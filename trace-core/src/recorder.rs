@@ -236,7 +236,7 @@ impl Recording {
 impl Drop for SpanRecorder {
     fn drop(&mut self) {
         if let Some(recording) = self.0.take() {
-            recording.finish(Instant::now());
+            recording.finish(crate::clock::monotonic());
         }
     }
 }

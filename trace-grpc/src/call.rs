@@ -83,7 +83,8 @@ impl CallObserver {
 
     fn finish(mut self, end: End<'_>) {
         // Read only when something uses it (the span reads its own end time).
-        let now = (self.deadline.is_some() || self.metrics.is_some()).then(Instant::now);
+        let now =
+            (self.deadline.is_some() || self.metrics.is_some()).then(trace_core::clock::monotonic);
         let past_deadline = self
             .deadline
             .zip(now)

@@ -2,7 +2,6 @@
 
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Instant;
 
 use http::{Request, Response};
 use tower_layer::Layer;
@@ -188,7 +187,7 @@ where
         let recording = context.as_ref().is_some_and(SpanContext::is_recorded);
         let mut call = None;
         if recording || config.metrics.is_some() {
-            let started = Instant::now();
+            let started = trace_core::clock::monotonic();
             let mut span = SpanRecorder::disabled();
             if let Some(context) = context.filter(|_| recording) {
                 span = SpanRecorder::start(context, name.to_owned(), SpanKind::Client);

@@ -112,6 +112,8 @@ impl MetricsBuilder {
     /// No prefix, no constant labels, [`DEFAULT_MAX_SERIES`], durations to the body's end,
     /// exemplars every [`DEFAULT_EXEMPLAR_INTERVAL`] per bucket at most.
     pub fn new() -> Self {
+        // Finds (once per process) how the clock is best read, here rather than on a request.
+        trace_core::clock::monotonic();
         Self {
             prefix: None,
             labels: Vec::new(),

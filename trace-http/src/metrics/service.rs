@@ -8,6 +8,7 @@ use http::{HeaderMap, Request, Response, StatusCode};
 use pin_project_lite::pin_project;
 use tower_service::Service;
 use trace_core::SpanContext;
+use trace_core::clock::monotonic;
 use trace_core::current::with_current;
 
 use super::family::{ClientLabels, ErrorType, KeptText, ServerLabels, TraceExemplar};
@@ -49,7 +50,7 @@ impl<S> ClientMetricsService<S> {
 fn request_start(extensions: &http::Extensions) -> Instant {
     extensions
         .get::<RequestStart>()
-        .map_or_else(Instant::now, |start| start.instant)
+        .map_or_else(monotonic, |start| start.instant)
 }
 
 impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for MetricsService<S>
@@ -113,7 +114,7 @@ where
             None => with_current(|context| context.and_then(TraceExemplar::of)),
         };
         let observer = MetricsObserver {
-            start: Instant::now(),
+            start: monotonic(),
             exemplar,
             status: None,
             error: None,
@@ -222,14 +223,14 @@ impl MetricsObserver {
             self.error = Some(ErrorType::Status);
         }
         if self.duration_ends_at_headers() {
-            self.record(true, None, Instant::now());
+            self.record(true, None, monotonic());
         }
     }
 
     /// The inner service failed: no response, nothing more to wait for.
     pub(crate) fn on_error(mut self) {
         self.error = Some(ErrorType::Other);
-        self.record(true, Some(None), Instant::now());
+        self.record(true, Some(None), monotonic());
     }
 
     /// The body ended at `now` (a reading the caller shares with the span).
@@ -312,7 +313,7 @@ impl Observe for MetricsObserver {
     fn on_trailers(&mut self, _trailers: &HeaderMap) {}
 
     fn on_end(self, end: BodyEnd<'_>, bytes: u64) {
-        self.on_end_at(&end, bytes, Instant::now());
+        self.on_end_at(&end, bytes, monotonic());
     }
 }
 

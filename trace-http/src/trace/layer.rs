@@ -98,6 +98,8 @@ pub struct TraceLayer {
 impl TraceLayer {
     /// Traces into `collector`.
     pub fn new(collector: Arc<dyn Collector>) -> Self {
+        // Finds (once per process) how the clock is best read, here rather than on a request.
+        trace_core::clock::monotonic();
         // An unknown OTEL_PROPAGATORS name is a deployment mistake that must not stop the
         // service: fall back to reading every supported format.
         let propagation = CompositePropagator::from_env().unwrap_or_default();

@@ -4,8 +4,6 @@ mod future;
 mod layer;
 mod service;
 
-use std::time::Instant;
-
 use http::HeaderMap;
 use trace_core::{SpanRecorder, Status};
 
@@ -36,7 +34,7 @@ impl Observe for SpanObserver {
 
     fn on_end(mut self, end: BodyEnd<'_>, bytes: u64) {
         // One clock reading ends both the span and the duration.
-        let now = Instant::now();
+        let now = trace_core::clock::monotonic();
         if self.span.is_recording() {
             self.span
                 .set_attribute(semconv::HTTP_RESPONSE_BODY_SIZE, bytes);

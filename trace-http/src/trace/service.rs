@@ -1,7 +1,6 @@
 use std::borrow::Cow;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Instant;
 
 use http::{HeaderMap, HeaderName, HeaderValue, Request, Response};
 use tower_service::Service;
@@ -98,7 +97,7 @@ where
                 method,
                 route.label(),
                 seen.content_length,
-                started.unwrap_or_else(Instant::now),
+                started.unwrap_or_else(trace_core::clock::monotonic),
                 TraceExemplar::of(&context),
             )
         });
