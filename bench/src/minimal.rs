@@ -81,15 +81,10 @@ pub(crate) fn layer(endpoint: &str, service_name: &'static str) -> (MinimalLayer
         dropped: AtomicU64::new(0),
         stop: AtomicBool::new(false),
     });
-    let address = endpoint
-        .trim_start_matches("http://")
-        .trim_end_matches('/')
-        .to_owned();
     let exporter = Exporter {
         shared: shared.clone(),
-        address,
         service_name,
-        connection: None,
+        collector: CollectorConnection::new(endpoint),
     };
     let thread = std::thread::Builder::new()
         .name("minimal-export".into())
@@ -411,8 +406,13 @@ impl<B: Body> Body for MinimalBody<B> {
 /// The export thread: drains the queue in batches and posts them to the collector.
 struct Exporter {
     shared: Arc<Shared>,
-    address: String,
     service_name: &'static str,
+    collector: CollectorConnection,
+}
+
+/// A kept-alive HTTP/1.1 connection to an OTLP/HTTP collector, posting export requests.
+pub(crate) struct CollectorConnection {
+    address: String,
     connection: Option<BufReader<TcpStream>>,
 }
 
@@ -431,7 +431,7 @@ impl Exporter {
             let count = batch.len() as u64;
             if count > 0 {
                 let body = self.encode(batch);
-                if self.post(&body).is_err() {
+                if self.collector.post(&body).is_err() {
                     // Lost, as a collector outage loses a batch; counted with the dropped.
                     self.shared.dropped.fetch_add(count, Ordering::Relaxed);
                 }
@@ -463,10 +463,25 @@ impl Exporter {
         put_bytes(&mut request, 1, &resource_spans);
         request
     }
+}
+
+impl CollectorConnection {
+    /// A connection (made at the first post) to the collector at `endpoint`, such as
+    /// `http://127.0.0.1:4318`.
+    pub(crate) fn new(endpoint: &str) -> Self {
+        let address = endpoint
+            .trim_start_matches("http://")
+            .trim_end_matches('/')
+            .to_owned();
+        Self {
+            address,
+            connection: None,
+        }
+    }
 
     /// Posts one export request and reads the collector's answer, retrying once on a fresh
     /// connection (the kept one may have been closed by the collector).
-    fn post(&mut self, body: &[u8]) -> std::io::Result<()> {
+    pub(crate) fn post(&mut self, body: &[u8]) -> std::io::Result<()> {
         let first = self.try_post(body);
         if first.is_ok() {
             return first;
@@ -700,9 +715,8 @@ mod tests {
         });
         let exporter = Exporter {
             shared,
-            address: "127.0.0.1:1".into(),
             service_name: "svc",
-            connection: None,
+            collector: CollectorConnection::new("http://127.0.0.1:1"),
         };
         let span = |aborted| FinishedSpan {
             span: Box::new(SpanInProgress {

@@ -50,6 +50,10 @@ pub(crate) enum Mode {
     TracewireLayers,
     /// tracewire's `MetricsLayer` alone.
     TracewireMetrics,
+    /// The `tracewire` stack, every request sampled, exporting through a collector that
+    /// encodes each span on the thread that ends it and queues only the bytes (see
+    /// [`crate::early`]): a measurement of that design against `tracewire`'s batch queue.
+    TracewireEarlyEncode,
     /// tower-http `TraceLayer` + tracing-subscriber + tracing-opentelemetry + opentelemetry-otlp
     /// (HTTP/protobuf, batch processor), sampler always on.
     Otel,
@@ -118,15 +122,20 @@ pub(crate) fn app(
     Ok(match mode {
         Mode::Bare => (users(), nothing),
         Mode::IdentityLayer => (users().layer(tower_layer::Identity::new()), nothing),
-        Mode::Tracewire | Mode::TracewireUnsampled | Mode::TracewireNoExport => {
+        Mode::Tracewire
+        | Mode::TracewireUnsampled
+        | Mode::TracewireNoExport
+        | Mode::TracewireEarlyEncode => {
             let mut registry = Registry::default();
             let metrics = MetricsBuilder::new().server(&mut registry);
-            let (collector, finish): (Arc<dyn Collector>, Finish) =
-                if mode == Mode::TracewireNoExport {
-                    (Arc::new(trace_core::NoopCollector), nothing)
-                } else {
-                    tracewire_collector(otlp_endpoint, &mut registry, runtime)?
-                };
+            let (collector, finish): (Arc<dyn Collector>, Finish) = match mode {
+                Mode::TracewireNoExport => (Arc::new(trace_core::NoopCollector), nothing),
+                Mode::TracewireEarlyEncode => {
+                    let (collector, handle) = crate::early::collector(otlp_endpoint, SERVICE_NAME);
+                    (Arc::new(collector), Box::new(move || handle.shutdown()))
+                }
+                _ => tracewire_collector(otlp_endpoint, &mut registry, runtime)?,
+            };
             let mut trace = TraceLayer::new(collector).service_name(SERVICE_NAME);
             if mode == Mode::TracewireUnsampled {
                 trace = trace.sampler(AlwaysOff);
