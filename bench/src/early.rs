@@ -25,7 +25,7 @@ use trace_core::{Collector, Span};
 use trace_exporters::Resource;
 use trace_exporters::otlp::OtlpEncoder;
 
-use crate::minimal::CollectorConnection;
+use crate::minimal::{CollectorConnection, ExportHandle};
 
 /// Encoded spans waiting for the export thread (as many as `BatchExporter`'s default queue).
 const QUEUE_CAPACITY: usize = 2048;
@@ -45,32 +45,11 @@ pub(crate) struct EarlyEncoding {
     shared: Arc<Shared>,
 }
 
-/// Stops the export thread after one last export.
-pub(crate) struct ExportHandle {
-    shared: Arc<Shared>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl ExportHandle {
-    /// Exports what is queued and stops the thread.
-    pub(crate) fn shutdown(mut self) {
-        self.shared.stop.store(true, Ordering::Relaxed);
-        if let Some(thread) = self.thread.take() {
-            thread.thread().unpark();
-            let _ = thread.join();
-        }
-        let dropped = self.shared.dropped.load(Ordering::Relaxed);
-        if dropped > 0 {
-            eprintln!("tracewire-early-encode: {dropped} spans lost");
-        }
-    }
-}
-
 struct Shared {
     encoder: Mutex<OtlpEncoder>,
     queue: ArrayQueue<Vec<u8>>,
     dropped: AtomicU64,
-    stop: AtomicBool,
+    stop: Arc<AtomicBool>,
     /// The export thread, woken when a batch is full (set once it runs).
     exporter: OnceLock<Thread>,
     /// Whether a wake-up is on its way, so that only one span per batch sends it.
@@ -95,7 +74,7 @@ pub(crate) fn collector(
         encoder: Mutex::new(OtlpEncoder::new(&Resource::new(service_name))),
         queue: ArrayQueue::new(QUEUE_CAPACITY),
         dropped: AtomicU64::new(0),
-        stop: AtomicBool::new(false),
+        stop: Arc::new(AtomicBool::new(false)),
         exporter: OnceLock::new(),
         wake_pending: AtomicBool::new(false),
     });
@@ -112,7 +91,7 @@ pub(crate) fn collector(
         EarlyEncoding {
             shared: shared.clone(),
         },
-        ExportHandle { shared, thread },
+        ExportHandle::new(shared.stop.clone(), thread),
     )
 }
 
@@ -156,6 +135,10 @@ fn export(shared: &Shared, connection: &mut CollectorConnection) {
             shared.dropped.fetch_add(count as u64, Ordering::Relaxed);
         }
         if stopping && shared.queue.is_empty() {
+            let dropped = shared.dropped.load(Ordering::Relaxed);
+            if dropped > 0 {
+                eprintln!("tracewire-early-encode: {dropped} spans lost");
+            }
             return;
         }
         if count < EXPORT_BATCH {
@@ -180,7 +163,7 @@ mod tests {
             encoder: Mutex::new(OtlpEncoder::new(&Resource::new("svc"))),
             queue: ArrayQueue::new(4),
             dropped: AtomicU64::new(0),
-            stop: AtomicBool::new(false),
+            stop: Arc::new(AtomicBool::new(false)),
             exporter: OnceLock::new(),
             wake_pending: AtomicBool::new(false),
         };

@@ -56,17 +56,24 @@ pub(crate) struct MinimalLayer {
     shared: Arc<Shared>,
 }
 
-/// Stops the export thread after one last export.
+/// Stops an export thread after one last export: the thread ends once it sees `stop` and has
+/// sent what is queued.
 pub(crate) struct ExportHandle {
-    shared: Arc<Shared>,
+    stop: Arc<AtomicBool>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl ExportHandle {
-    /// Exports what is queued and stops the thread.
+    /// The handle of `thread`, which watches `stop`.
+    pub(crate) fn new(stop: Arc<AtomicBool>, thread: Option<std::thread::JoinHandle<()>>) -> Self {
+        Self { stop, thread }
+    }
+
+    /// Exports what is queued and stops the thread (waking it if it is parked).
     pub(crate) fn shutdown(mut self) {
-        self.shared.stop.store(true, Ordering::Relaxed);
+        self.stop.store(true, Ordering::Relaxed);
         if let Some(thread) = self.thread.take() {
+            thread.thread().unpark();
             let _ = thread.join();
         }
     }
@@ -79,7 +86,7 @@ pub(crate) fn layer(endpoint: &str, service_name: &'static str) -> (MinimalLayer
         histogram: Histogram::default(),
         queue: ArrayQueue::new(QUEUE_CAPACITY),
         dropped: AtomicU64::new(0),
-        stop: AtomicBool::new(false),
+        stop: Arc::new(AtomicBool::new(false)),
     });
     let exporter = Exporter {
         shared: shared.clone(),
@@ -94,7 +101,7 @@ pub(crate) fn layer(endpoint: &str, service_name: &'static str) -> (MinimalLayer
         MinimalLayer {
             shared: shared.clone(),
         },
-        ExportHandle { shared, thread },
+        ExportHandle::new(shared.stop.clone(), thread),
     )
 }
 
@@ -102,7 +109,7 @@ struct Shared {
     histogram: Histogram,
     queue: ArrayQueue<FinishedSpan>,
     dropped: AtomicU64,
-    stop: AtomicBool,
+    stop: Arc<AtomicBool>,
 }
 
 /// A classic histogram in atomics, with each bucket's latest exemplar.
@@ -711,7 +718,7 @@ mod tests {
             histogram: Histogram::default(),
             queue: ArrayQueue::new(4),
             dropped: AtomicU64::new(0),
-            stop: AtomicBool::new(false),
+            stop: Arc::new(AtomicBool::new(false)),
         });
         let exporter = Exporter {
             shared,
