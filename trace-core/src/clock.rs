@@ -19,6 +19,11 @@
 //! off from `Instant::now()` by a fraction of a microsecond. Elsewhere it is `Instant::now()`.
 //! On this project's benchmark machine (AMD EPYC, KVM) that is 9.6 ns a reading against 23.2 ns.
 //!
+//! This is why trace-core depends on `quanta`, beyond the header types and random numbers the
+//! project's design gives it: reading the counter and calibrating it against the system clock
+//! portably is that crate's whole job, and two readings per request are on every traced
+//! request's path.
+//!
 //! ```
 //! use std::time::{Duration, Instant, SystemTime};
 //!
