@@ -20,6 +20,17 @@ use crate::{Collector, Span};
 /// fraction of the contention of one shared line.
 const LINES: usize = 8;
 
+/// How many parts a per-thread structure built on [`part_of_this_thread`] needs.
+pub const PARTS: usize = LINES;
+
+/// This thread's part, below [`PARTS`]: given out round robin at a thread's first call, and the
+/// same for the thread's life. The spread counts and collectors use it, and so can other state
+/// kept in [`PARTS`] parts (such as the span exporters' per-thread buffers).
+#[inline]
+pub fn part_of_this_thread() -> usize {
+    line_of_this_thread()
+}
+
 /// One part of the count, alone on its cache line (128 bytes: the adjacent-line prefetcher of
 /// some processors pulls lines in pairs).
 #[derive(Debug, Default)]

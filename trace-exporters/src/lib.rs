@@ -83,7 +83,10 @@ pub mod zipkin;
 
 pub mod config;
 
-pub use export::{ExportError, ExportFuture, ExportOutcome, ExportResult, SpanExporter};
+pub use export::{
+    EncodedSpans, ExportError, ExportFuture, ExportOutcome, ExportResult, SpanEncodeFn,
+    SpanExporter,
+};
 #[cfg(feature = "jaeger-agent")]
 pub use jaeger::JaegerAgentExporter;
 #[cfg(feature = "jaeger-collector")]

@@ -87,7 +87,14 @@ async fn an_absent_receiver_costs_dropped_and_counted_spans_and_nothing_else() {
         "collecting took {:?}",
         started.elapsed()
     );
-    assert!(longest_queue <= QUEUE, "queue grew to {longest_queue}");
+    // OTLP protobuf spans are encoded as they are collected, into a chunk per thread that
+    // joins the queue when it holds a batch's worth (at most 32): one thread's chunk may hold
+    // up to one span short of that beyond the queue's limit.
+    let chunk_allowance = QUEUE.min(32) - 1;
+    assert!(
+        longest_queue <= QUEUE + chunk_allowance,
+        "queue grew to {longest_queue}"
+    );
 
     wait_until("every span dropped", || batch.dropped() == SPANS).await;
     let queue_full = batch.dropped_for(drop_reason::QUEUE_FULL);

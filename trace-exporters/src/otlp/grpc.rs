@@ -14,9 +14,13 @@ use tonic::transport::{Channel, Endpoint};
 use trace_core::Span;
 
 use super::auth::BearerTokenFile;
+use super::protobuf::encode_span_field;
 use super::response::{protobuf_outcome, retry_delay};
 use super::{OtlpEncoder, OtlpError, OtlpExporterBuilder, OtlpProtocol};
-use crate::{ExportError, ExportFuture, ExportOutcome, SpanExporter};
+use crate::{
+    EncodedSpans, ExportError, ExportFuture, ExportOutcome, ExportResult, SpanEncodeFn,
+    SpanExporter,
+};
 
 /// The gRPC `user-agent` prefix (tonic appends its own), as the HTTP exporters' `User-Agent`.
 const USER_AGENT: &str = concat!("tracewire/", env!("CARGO_PKG_VERSION"));
@@ -228,26 +232,49 @@ impl SpanExporter for OtlpGrpcExporter {
             }
             self.body.clear();
             self.encoder.encode_protobuf(batch, &mut self.body);
-            let body = super::take_body(&mut self.body);
-            let mut headers = self.headers.clone();
-            if let Some(token) = &mut self.token {
-                headers.insert(AUTHORIZATION, token.authorization()?.clone());
-            }
-            let request = tonic::Request::from_parts(
-                MetadataMap::from_headers(headers),
-                http::Extensions::default(),
-                body,
-            );
-            self.grpc.ready().await.map_err(|error| {
-                ExportError::retryable(format!("gRPC {}: {error}", self.endpoint))
-            })?;
-            let response = self
-                .grpc
-                .unary(request, PathAndQuery::from_static(EXPORT_PATH), PreEncoded)
-                .await
-                .map_err(|status| classify_status(&self.endpoint, &status))?;
-            Ok(protobuf_outcome(response.get_ref(), batch.len()))
+            self.send(batch.len()).await
         })
+    }
+
+    fn span_encoder(&self) -> Option<SpanEncodeFn> {
+        Some(encode_span_field)
+    }
+
+    fn export_encoded<'a>(&'a mut self, batch: &'a EncodedSpans) -> ExportFuture<'a> {
+        Box::pin(async move {
+            if batch.is_empty() {
+                return Ok(ExportOutcome::delivered());
+            }
+            self.body.clear();
+            self.encoder.encode_protobuf_encoded(batch, &mut self.body);
+            self.send(batch.spans()).await
+        })
+    }
+}
+
+impl OtlpGrpcExporter {
+    /// Sends the request encoded in `self.body`, which holds `spans` spans.
+    async fn send(&mut self, spans: usize) -> ExportResult {
+        let body = super::take_body(&mut self.body);
+        let mut headers = self.headers.clone();
+        if let Some(token) = &mut self.token {
+            headers.insert(AUTHORIZATION, token.authorization()?.clone());
+        }
+        let request = tonic::Request::from_parts(
+            MetadataMap::from_headers(headers),
+            http::Extensions::default(),
+            body,
+        );
+        self.grpc
+            .ready()
+            .await
+            .map_err(|error| ExportError::retryable(format!("gRPC {}: {error}", self.endpoint)))?;
+        let response = self
+            .grpc
+            .unary(request, PathAndQuery::from_static(EXPORT_PATH), PreEncoded)
+            .await
+            .map_err(|status| classify_status(&self.endpoint, &status))?;
+        Ok(protobuf_outcome(response.get_ref(), spans))
     }
 }
 

@@ -180,6 +180,12 @@ impl OtlpEncoder {
         protobuf::encode_request(&self.protobuf, spans, buf);
     }
 
+    /// Appends the protobuf `ExportTraceServiceRequest` for spans written one by one by
+    /// `protobuf::encode_span_field` (the OTLP exporters' span encoder).
+    pub(crate) fn encode_protobuf_encoded(&self, batch: &crate::EncodedSpans, buf: &mut Vec<u8>) {
+        protobuf::encode_wrapped_request(&self.protobuf, batch, buf);
+    }
+
     /// Appends the OTLP/JSON `ExportTraceServiceRequest` for `spans` to `buf`.
     #[cfg(feature = "otlp-http")]
     pub fn encode_json(

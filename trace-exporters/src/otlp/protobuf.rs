@@ -17,7 +17,7 @@ use std::time::SystemTime;
 use prost::encoding::{WireType, encode_key, encode_varint, encoded_len_varint, key_len};
 use trace_core::{Array, KeyValue, Span, SpanKind, Status, TraceFlags, Value};
 
-use crate::Resource;
+use crate::{EncodedSpans, Resource};
 
 /// `ExportTraceServiceRequest.resource_spans`.
 const REQUEST_RESOURCE_SPANS: u32 = 1;
@@ -179,13 +179,39 @@ pub(crate) fn encode_request(fixed: &FixedParts, spans: &[Span], buf: &mut Vec<u
     let scope_spans = open_message(RESOURCE_SPANS_SCOPE_SPANS, outer_room, buf);
     buf.extend_from_slice(&fixed.scope_field);
     for span in spans {
-        let message = open_message(SCOPE_SPANS_SPANS, SPAN_LEN_ROOM, buf);
-        encode_span(span, buf);
-        close_message(message, buf);
+        encode_span_field(span, buf);
     }
     // Inner first: a shift there moves bytes the outer length counts, not the outer prefix.
     close_message(scope_spans, buf);
     close_message(resource_spans, buf);
+}
+
+/// Appends one `ScopeSpans.spans` field holding `span`: the unit [`encode_wrapped_request`]
+/// puts together, and what the batch pipeline writes on the thread that ends the span.
+pub(crate) fn encode_span_field(span: &Span, buf: &mut Vec<u8>) {
+    let message = open_message(SCOPE_SPANS_SPANS, SPAN_LEN_ROOM, buf);
+    encode_span(span, buf);
+    close_message(message, buf);
+}
+
+/// Appends one `ExportTraceServiceRequest` holding spans already written by
+/// [`encode_span_field`]: the same bytes [`encode_request`] writes for those spans. Every length
+/// is known up front, so nothing is patched.
+pub(crate) fn encode_wrapped_request(fixed: &FixedParts, batch: &EncodedSpans, buf: &mut Vec<u8>) {
+    let scope_spans_len = fixed.scope_field.len() + batch.len_bytes();
+    let resource_spans_len =
+        fixed.resource_field.len() + message_field_len(RESOURCE_SPANS_SCOPE_SPANS, scope_spans_len);
+    buf.reserve(message_field_len(
+        REQUEST_RESOURCE_SPANS,
+        resource_spans_len,
+    ));
+    encode_message_header(REQUEST_RESOURCE_SPANS, resource_spans_len, buf);
+    buf.extend_from_slice(&fixed.resource_field);
+    encode_message_header(RESOURCE_SPANS_SCOPE_SPANS, scope_spans_len, buf);
+    buf.extend_from_slice(&fixed.scope_field);
+    for chunk in batch.chunks() {
+        buf.extend_from_slice(chunk);
+    }
 }
 
 // ---- lengths ----------------------------------------------------------------------------------

@@ -5,7 +5,6 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use crossbeam_queue::ArrayQueue;
 use tokio::runtime::Handle;
 use tokio::sync::{Notify, mpsc, oneshot, watch};
 use trace_core::{Collector, Span};
@@ -13,6 +12,7 @@ use trace_core::{Collector, Span};
 use super::config::BatchConfig;
 use super::drop_reason;
 use super::metrics::{BoundMetrics, ExporterMetrics};
+use super::queue::SpanQueue;
 use super::worker::{Control, Worker};
 use crate::export::SpanExporter;
 
@@ -20,7 +20,13 @@ use crate::export::SpanExporter;
 ///
 /// `collect` never blocks and allocates nothing: the span moves into a bounded lock-free queue
 /// (or, when the queue is full, is dropped and counted as
-/// [`queue_full`](drop_reason::QUEUE_FULL)). The export task wakes when a full batch is waiting
+/// [`queue_full`](drop_reason::QUEUE_FULL)). For an exporter that offers a
+/// [span encoder](SpanExporter::span_encoder) (OTLP over protobuf), `collect` instead encodes the
+/// span at once into a buffer of the calling thread's own (one of a few, each behind a lock that
+/// only threads sharing it take) and frees it there; every 32 spans the buffer joins the queue,
+/// whole, or is dropped whole when the queue is full. The buffers still being filled hold at
+/// most 256 spans beyond the queue's limit; the export task takes them too on its timer, on a
+/// flush and at shutdown. The export task wakes when a full batch is waiting
 /// or when the [scheduled delay](BatchConfig::scheduled_delay) has passed, sends batches of at most
 /// [`max_batch_size`](BatchConfig::max_batch_size) spans, bounds each call with the
 /// [export timeout](BatchConfig::export_timeout) (a timeout is a retryable failure), retries
@@ -116,7 +122,7 @@ pub enum ShutdownError {
 pub(crate) struct Shared {
     pub(crate) kind: &'static str,
     pub(crate) config: BatchConfig,
-    pub(crate) queue: ArrayQueue<Span>,
+    pub(crate) queue: SpanQueue,
     /// Wakes the export task when a full batch is waiting.
     pub(crate) wake: Notify,
     /// Set by the collect that sends a wake-up, cleared by the task when it wakes, so that a
@@ -182,10 +188,7 @@ impl Shared {
 
     /// Empties the queue, counting what it held as dropped for `reason`.
     pub(crate) fn drain_lost(&self, reason: &'static str) -> u64 {
-        let mut lost = 0;
-        while self.queue.pop().is_some() {
-            lost += 1;
-        }
+        let lost = self.queue.drain();
         self.count_dropped(reason, lost);
         lost
     }
@@ -257,7 +260,8 @@ impl BatchExporter {
         self.shared.counters.failed_batches.load(Ordering::Relaxed)
     }
 
-    /// Spans waiting in the queue now.
+    /// Spans waiting in the queue now (with an encoding exporter, also those in the threads'
+    /// buffers).
     pub fn queue_len(&self) -> usize {
         self.shared.queue.len()
     }
@@ -343,20 +347,25 @@ impl Collector for BatchExporter {
             return;
         }
         match shared.queue.push(span) {
-            Ok(()) => {
-                if shared.queue.len() >= shared.config.max_batch_size
+            Ok(ready) => {
+                if ready >= shared.config.max_batch_size
                     && !shared.wake_pending.load(Ordering::Relaxed)
                     && !shared.wake_pending.swap(true, Ordering::AcqRel)
                 {
                     shared.wake.notify_one();
                 }
             }
-            Err(span) => {
-                drop(span);
-                shared.counters.dropped.fetch_add(1, Ordering::Relaxed);
-                shared.counters.queue_full.fetch_add(1, Ordering::Relaxed);
+            Err(dropped) => {
+                shared
+                    .counters
+                    .dropped
+                    .fetch_add(dropped, Ordering::Relaxed);
+                shared
+                    .counters
+                    .queue_full
+                    .fetch_add(dropped, Ordering::Relaxed);
                 if let Some(metrics) = &shared.metrics {
-                    metrics.queue_full.inc();
+                    metrics.queue_full.inc_by(dropped);
                 }
             }
         }
@@ -457,7 +466,11 @@ impl BatchExporterBuilder {
         let (deadline, deadline_rx) = watch::channel(None);
         let shared = Arc::new(Shared {
             kind,
-            queue: ArrayQueue::new(config.max_queue_size),
+            queue: SpanQueue::new(
+                config.max_queue_size,
+                config.max_batch_size,
+                self.exporter.span_encoder(),
+            ),
             config,
             wake: Notify::new(),
             wake_pending: AtomicBool::new(false),

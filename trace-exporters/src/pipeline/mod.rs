@@ -11,6 +11,7 @@
 mod batch;
 mod config;
 mod metrics;
+mod queue;
 mod worker;
 
 pub use batch::{BatchExporter, BatchExporterBuilder, FlushReport, ShutdownError, ShutdownReport};

@@ -8,10 +8,10 @@ use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, oneshot, watch};
-use trace_core::Span;
 
 use super::batch::{FlushReport, Shared, ShutdownReport};
 use super::drop_reason;
+use super::queue::Batch;
 use crate::export::{ExportError, SpanExporter};
 
 /// Requests from the collector handle.
@@ -30,7 +30,7 @@ pub(crate) struct Worker {
     control: mpsc::UnboundedReceiver<Control>,
     deadline: watch::Receiver<Option<Instant>>,
     /// The batch being exported; kept here so a cancelled task can count it.
-    batch: Vec<Span>,
+    batch: Batch,
     /// Spans delivered and given up on by this task, for the flush and shutdown reports.
     delivered: u64,
     given_up: u64,
@@ -64,7 +64,7 @@ impl Worker {
         control: mpsc::UnboundedReceiver<Control>,
         deadline: watch::Receiver<Option<Instant>>,
     ) -> Self {
-        let batch = Vec::with_capacity(shared.config.max_batch_size);
+        let batch = shared.queue.empty_batch(shared.config.max_batch_size);
         Self {
             shared,
             exporter,
@@ -105,7 +105,7 @@ impl Worker {
                 Wake::Control(Some(Control::Flush(reply))) => {
                     let before = (self.delivered, self.given_up);
                     let queued = shared.queue.len();
-                    self.export_queued(queued).await;
+                    self.export_queued(queued, true).await;
                     let _ = reply.send(FlushReport {
                         exported: self.delivered - before.0,
                         dropped: self.given_up - before.1,
@@ -126,13 +126,14 @@ impl Worker {
                 }
                 Wake::FullBatch => {
                     shared.wake_pending.store(false, Ordering::Release);
-                    while shared.queue.len() >= shared.config.max_batch_size {
-                        self.export_queued(shared.config.max_batch_size).await;
+                    while shared.queue.ready_len() >= shared.config.max_batch_size {
+                        self.export_queued(shared.config.max_batch_size, false)
+                            .await;
                     }
                 }
                 Wake::Tick => {
                     let queued = shared.queue.len();
-                    self.export_queued(queued).await;
+                    self.export_queued(queued, true).await;
                     next_tick = later(delay);
                 }
             }
@@ -140,20 +141,20 @@ impl Worker {
         }
     }
 
-    /// Exports up to `spans` queued spans, in batches.
-    async fn export_queued(&mut self, mut spans: usize) {
+    /// Exports about `spans` queued spans, in batches (encoded spans come in whole chunks, so a
+    /// batch may hold a few more, never more than the batch size). With `take_partial`, also the
+    /// threads' partly filled chunks of encoded spans.
+    async fn export_queued(&mut self, mut spans: usize, take_partial: bool) {
+        let max_batch_size = self.shared.config.max_batch_size;
         while spans > 0 {
-            let limit = spans.min(self.shared.config.max_batch_size);
-            // Straight from the queue's slots into the batch (whose capacity is kept between
-            // batches): a pop-then-push loop moved each span twice more on its way.
-            let queue = &self.shared.queue;
-            let wanted = limit.saturating_sub(self.batch.len());
-            self.batch
-                .extend(std::iter::from_fn(|| queue.pop()).take(wanted));
+            let wanted = spans.min(max_batch_size);
+            self.shared
+                .queue
+                .fill(&mut self.batch, wanted, max_batch_size, take_partial);
             if self.batch.is_empty() {
                 return;
             }
-            spans -= self.batch.len();
+            spans = spans.saturating_sub(self.batch.len());
             self.export_batch().await;
         }
     }
@@ -166,13 +167,11 @@ impl Worker {
         let mut backoff = config.initial_backoff;
         loop {
             let started = Instant::now();
-            let attempt = bounded(
-                self.exporter.export(&self.batch),
-                config.export_timeout,
-                give_up,
-                &mut self.deadline,
-            )
-            .await;
+            let call = match &self.batch {
+                Batch::Spans(spans) => self.exporter.export(spans),
+                Batch::Encoded(encoded) => self.exporter.export_encoded(encoded),
+            };
+            let attempt = bounded(call, config.export_timeout, give_up, &mut self.deadline).await;
             let elapsed = started.elapsed();
             if let Some(metrics) = &self.shared.metrics {
                 metrics.export_duration.observe(elapsed.as_secs_f64());
@@ -233,7 +232,7 @@ impl Worker {
                 Bounded::Ready(()) | Bounded::Elapsed => {}
             }
         }
-        self.batch.clear();
+        self.shared.queue.recycle(&mut self.batch);
     }
 
     fn record_delivered(&mut self, spans: u64) {
@@ -273,7 +272,7 @@ impl Worker {
         };
         while !self.shared.queue.is_empty() && !deadline_passed(&self.deadline) {
             let batch_size = self.shared.config.max_batch_size;
-            self.export_queued(batch_size).await;
+            self.export_queued(batch_size, true).await;
         }
         let late = self.shared.queue.len() as u64;
         let mut deadline_reached = late > 0 || self.cut_by_deadline;
@@ -313,7 +312,7 @@ impl Drop for Worker {
         }
         self.shared.closed.store(true, Ordering::Release);
         let in_flight = self.batch.len() as u64;
-        self.batch.clear();
+        self.shared.queue.recycle(&mut self.batch);
         self.shared
             .count_dropped(drop_reason::NOT_SHUT_DOWN, in_flight);
         let lost = in_flight + self.shared.drain_lost(drop_reason::NOT_SHUT_DOWN);
