@@ -26,6 +26,9 @@ const CHUNK_CAPACITY: usize = 16 * 1024;
 const MAX_SPARE_BUFFERS: usize = 2 * PARTS + 16;
 
 /// The spans waiting for the export task.
+// One per exporter, inside its shared state: the parts' padding costs a kilobyte once, and
+// boxing them would add a pointer to follow on every span.
+#[allow(clippy::large_enum_variant)]
 pub(crate) enum SpanQueue {
     /// Spans as they were collected, for exporters that encode whole batches.
     Spans(ArrayQueue<Span>),
