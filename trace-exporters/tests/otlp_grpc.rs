@@ -8,7 +8,7 @@ mod otlp_common;
 use std::time::Duration;
 
 use otlp_common::grpc_receiver::{self, Answer};
-use otlp_common::{assert_request, export, temp_path};
+use otlp_common::{assert_request, export, export_encoded, export_through_pipeline, temp_path};
 use tonic::Code;
 use trace_exporters::ExportOutcome;
 use trace_exporters::otlp::{OtlpError, OtlpGrpcExporter, OtlpProtocol};
@@ -35,6 +35,36 @@ async fn fields_arrive_as_sent_with_and_without_gzip() {
             gzip.then_some("gzip"),
         );
         assert_request(request);
+    }
+}
+
+#[tokio::test]
+async fn spans_encoded_as_they_end_arrive_as_sent() {
+    let (receiver, url) = grpc_receiver::start().await;
+    let exporter = |gzip: bool| {
+        OtlpGrpcExporter::builder()
+            .endpoint(&url)
+            .gzip(gzip)
+            .resource(otlp_common::resource())
+            .build_grpc()
+            .expect("exporter")
+    };
+    for gzip in [false, true] {
+        assert_eq!(
+            export_encoded(&mut exporter(gzip)).await.ok(),
+            Some(ExportOutcome::delivered())
+        );
+        let report = export_through_pipeline(exporter(gzip)).await;
+        assert_eq!((report.exported, report.lost), (3, 0), "{report:?}");
+        let received = receiver.take();
+        assert_eq!(received.len(), 2, "one request from each path");
+        for (metadata, request) in &received {
+            assert_eq!(
+                metadata.get("grpc-encoding").and_then(|v| v.to_str().ok()),
+                gzip.then_some("gzip"),
+            );
+            assert_request(request);
+        }
     }
 }
 

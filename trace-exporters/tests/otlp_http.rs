@@ -12,10 +12,10 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTracePartialSuccess, ExportTraceServiceResponse,
 };
 use otlp_common::http_receiver::{self, Answer, decode_json, decode_protobuf};
-use otlp_common::{assert_request, export, temp_path};
+use otlp_common::{assert_request, export, export_encoded, export_through_pipeline, temp_path};
 use prost::Message;
-use trace_exporters::ExportOutcome;
 use trace_exporters::otlp::{OtlpHttpExporter, OtlpProtocol};
+use trace_exporters::{ExportOutcome, SpanExporter};
 
 #[tokio::test]
 async fn protobuf_fields_arrive_as_sent_with_and_without_gzip() {
@@ -41,6 +41,60 @@ async fn protobuf_fields_arrive_as_sent_with_and_without_gzip() {
         );
         assert_request(&decode_protobuf(&received[0].body));
     }
+}
+
+#[tokio::test]
+async fn protobuf_spans_encoded_as_they_end_arrive_as_sent() {
+    let (receiver, url) = http_receiver::start().await;
+    let exporter = |gzip: bool| {
+        OtlpHttpExporter::builder()
+            .endpoint(&url)
+            .gzip(gzip)
+            .resource(otlp_common::resource())
+            .build_http()
+            .expect("exporter")
+    };
+    for gzip in [false, true] {
+        assert_eq!(
+            export_encoded(&mut exporter(gzip)).await.ok(),
+            Some(ExportOutcome::delivered())
+        );
+        let report = export_through_pipeline(exporter(gzip)).await;
+        assert_eq!((report.exported, report.lost), (3, 0), "{report:?}");
+        let received = receiver.take();
+        assert_eq!(received.len(), 2, "one request from each path");
+        for request in &received {
+            assert_eq!(request.headers["content-type"], "application/x-protobuf");
+            assert_eq!(
+                request
+                    .headers
+                    .get("content-encoding")
+                    .map(|v| v.as_bytes()),
+                gzip.then_some(&b"gzip"[..])
+            );
+            assert_request(&decode_protobuf(&request.body));
+        }
+    }
+}
+
+#[tokio::test]
+async fn json_spans_go_through_the_pipeline_unencoded() {
+    let (receiver, url) = http_receiver::start().await;
+    let exporter = OtlpHttpExporter::builder()
+        .endpoint(&url)
+        .protocol(OtlpProtocol::HttpJson)
+        .resource(otlp_common::resource())
+        .build_http()
+        .expect("exporter");
+    assert!(
+        exporter.span_encoder().is_none(),
+        "OTLP/JSON is written batch by batch"
+    );
+    let report = export_through_pipeline(exporter).await;
+    assert_eq!((report.exported, report.lost), (3, 0), "{report:?}");
+    let received = receiver.take();
+    assert_eq!(received.len(), 1);
+    assert_request(&decode_json(&received[0].body));
 }
 
 #[tokio::test]

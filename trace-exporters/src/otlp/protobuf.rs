@@ -908,6 +908,72 @@ mod tests {
         );
     }
 
+    /// `spans` written one by one with [`encode_span_field`], `per_chunk` to a chunk, as the
+    /// batch pipeline gathers them.
+    fn encoded_in_chunks(spans: &[Span], per_chunk: usize) -> EncodedSpans {
+        let mut batch = EncodedSpans::new();
+        for group in spans.chunks(per_chunk) {
+            let mut bytes = Vec::new();
+            for span in group {
+                encode_span_field(span, &mut bytes);
+            }
+            batch.push_chunk(crate::export::EncodedChunk {
+                bytes,
+                spans: group.len(),
+            });
+        }
+        batch
+    }
+
+    #[test]
+    fn spans_encoded_one_by_one_and_wrapped_are_the_batch_encoding_byte_for_byte() {
+        let fixed = FixedParts::new(&Resource::new("svc"), "scope", "1");
+        // Span sizes across the span prefix's widths; batch sizes across the outer prefixes'.
+        for (count, padding) in [
+            (0, 0),
+            (1, 0),
+            (3, 16_400),
+            (41, 10),
+            (200, 10),
+            (5, 70_000),
+        ] {
+            let spans: Vec<Span> = (0..count)
+                .map(|index| span_with_strings(index, padding, 50))
+                .collect();
+            let mut whole = Vec::new();
+            encode_request(&fixed, &spans, &mut whole);
+            for per_chunk in [1, 7, 32] {
+                let batch = encoded_in_chunks(&spans, per_chunk);
+                assert_eq!(batch.spans(), spans.len());
+                let mut wrapped = Vec::new();
+                encode_wrapped_request(&fixed, &batch, &mut wrapped);
+                assert!(
+                    wrapped == whole,
+                    "{count} spans of padding {padding}, {per_chunk} per chunk"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_wrapped_batch_decodes_with_the_generated_types() {
+        use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+        use prost::Message;
+
+        let spans: Vec<Span> = (0..70)
+            .map(|index| span_with_strings(index, 30, 0))
+            .collect();
+        let fixed = FixedParts::new(&Resource::new("svc"), "scope", "1");
+        let mut wrapped = Vec::new();
+        encode_wrapped_request(&fixed, &encoded_in_chunks(&spans, 32), &mut wrapped);
+        let request = ExportTraceServiceRequest::decode(wrapped.as_slice()).expect("decodes");
+        assert_eq!(request.resource_spans.len(), 1);
+        assert_eq!(request.resource_spans[0].scope_spans.len(), 1);
+        let decoded = &request.resource_spans[0].scope_spans[0].spans;
+        let expected: Vec<_> = spans.iter().map(expected).collect();
+        assert_eq!(decoded, &expected);
+    }
+
     #[test]
     fn times_before_the_epoch_are_zero() {
         let before = SystemTime::UNIX_EPOCH - std::time::Duration::from_secs(1);

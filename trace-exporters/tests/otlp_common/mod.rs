@@ -18,10 +18,13 @@ use opentelemetry_proto::tonic::common::v1::{
     AnyValue, ArrayValue, KeyValue as ProtoKeyValue, any_value,
 };
 use opentelemetry_proto::tonic::trace::v1::{Span as ProtoSpan, Status as ProtoStatus, span};
+use trace_core::Collector;
 use trace_core::{
     Array, Event, KeyValue, Link, Span, SpanId, SpanKind, Status, TraceFlags, TraceId, TraceState,
 };
-use trace_exporters::{ExportResult, Resource, SDK_VERSION, SpanExporter};
+use trace_exporters::{
+    BatchExporter, EncodedSpans, ExportResult, Resource, SDK_VERSION, ShutdownReport, SpanExporter,
+};
 
 /// Generous guard against a hung test; never what a test measures.
 pub const GUARD: Duration = Duration::from_secs(10);
@@ -345,6 +348,35 @@ pub fn numbered_span(index: u64) -> Span {
 }
 
 /// Exports [`spans`] with `exporter`, within [`GUARD`].
+/// The test spans written one by one by `exporter`'s span encoder, sent as one batch of
+/// encoded spans.
+pub async fn export_encoded(exporter: &mut (impl SpanExporter + ?Sized)) -> ExportResult {
+    let encode = exporter
+        .span_encoder()
+        .expect("the exporter offers a span encoder");
+    let mut batch = EncodedSpans::new();
+    for span in spans() {
+        let mut bytes = Vec::new();
+        encode(&span, &mut bytes);
+        batch.push_span(&bytes);
+    }
+    tokio::time::timeout(GUARD, exporter.export_encoded(&batch))
+        .await
+        .expect("the export finishes")
+}
+
+/// The test spans collected, in order, by a batch pipeline around `exporter`, and sent by its
+/// shutdown: the path a service's spans take.
+pub async fn export_through_pipeline(exporter: impl SpanExporter) -> ShutdownReport {
+    let pipeline = BatchExporter::builder(exporter)
+        .scheduled_delay(GUARD)
+        .build();
+    for span in spans() {
+        pipeline.collect(span);
+    }
+    pipeline.shutdown(GUARD).await
+}
+
 pub async fn export(exporter: &mut (impl SpanExporter + ?Sized)) -> ExportResult {
     let batch = spans();
     tokio::time::timeout(GUARD, exporter.export(&batch))
