@@ -10,7 +10,6 @@
 //! `bench/run.sh` builds this in release, runs every mode in interleaved rounds under `wrk` and
 //! writes `bench/RESULTS.md`.
 
-mod early;
 mod minimal;
 mod modes;
 mod sink;

@@ -50,10 +50,11 @@ pub(crate) enum Mode {
     TracewireLayers,
     /// tracewire's `MetricsLayer` alone.
     TracewireMetrics,
-    /// The `tracewire` stack, every request sampled, exporting through a collector that
-    /// encodes each span on the thread that ends it and queues only the bytes (see
-    /// [`crate::early`]): a measurement of that design against `tracewire`'s batch queue.
-    TracewireEarlyEncode,
+    /// The `tracewire` stack, every request sampled, with the OTLP exporter's span encoder
+    /// hidden from the batch pipeline, so that spans are queued whole and encoded by the export
+    /// task (the path exporters without a span encoder take): what encoding spans on the thread
+    /// that ends them saves, which this mode minus `tracewire` measures.
+    TracewireSpanQueue,
     /// tower-http `TraceLayer` + tracing-subscriber + tracing-opentelemetry + opentelemetry-otlp
     /// (HTTP/protobuf, batch processor), sampler always on.
     Otel,
@@ -125,16 +126,17 @@ pub(crate) fn app(
         Mode::Tracewire
         | Mode::TracewireUnsampled
         | Mode::TracewireNoExport
-        | Mode::TracewireEarlyEncode => {
+        | Mode::TracewireSpanQueue => {
             let mut registry = Registry::default();
             let metrics = MetricsBuilder::new().server(&mut registry);
             let (collector, finish): (Arc<dyn Collector>, Finish) = match mode {
                 Mode::TracewireNoExport => (Arc::new(trace_core::NoopCollector), nothing),
-                Mode::TracewireEarlyEncode => {
-                    let (collector, handle) = crate::early::collector(otlp_endpoint, SERVICE_NAME);
-                    (Arc::new(collector), Box::new(move || handle.shutdown()))
+                Mode::TracewireSpanQueue => {
+                    tracewire_collector(otlp_endpoint, &mut registry, runtime, SpanQueue::Spans)?
                 }
-                _ => tracewire_collector(otlp_endpoint, &mut registry, runtime)?,
+                _ => {
+                    tracewire_collector(otlp_endpoint, &mut registry, runtime, SpanQueue::Encoded)?
+                }
             };
             let mut trace = TraceLayer::new(collector).service_name(SERVICE_NAME);
             if mode == Mode::TracewireUnsampled {
@@ -150,7 +152,8 @@ pub(crate) fn app(
         Mode::TracewireLayers => {
             let mut registry = Registry::default();
             let metrics = MetricsBuilder::new().server(&mut registry);
-            let (collector, finish) = tracewire_collector(otlp_endpoint, &mut registry, runtime)?;
+            let (collector, finish) =
+                tracewire_collector(otlp_endpoint, &mut registry, runtime, SpanQueue::Encoded)?;
             let trace = TraceLayer::new(collector).service_name(SERVICE_NAME);
             let router = users()
                 .layer(metrics)
@@ -186,18 +189,53 @@ pub(crate) fn app(
     })
 }
 
+/// What tracewire's batch pipeline queues.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SpanQueue {
+    /// Spans encoded on the threads that end them (the OTLP exporter's own setting).
+    Encoded,
+    /// Whole spans, encoded by the export task.
+    Spans,
+}
+
+/// An exporter with its span encoder hidden: the batch pipeline queues whole spans for it.
+#[derive(Debug)]
+struct WholeSpans<E>(E);
+
+impl<E: trace_exporters::SpanExporter> trace_exporters::SpanExporter for WholeSpans<E> {
+    fn kind(&self) -> &'static str {
+        self.0.kind()
+    }
+
+    fn export<'a>(
+        &'a mut self,
+        batch: &'a [trace_core::Span],
+    ) -> trace_exporters::ExportFuture<'a> {
+        self.0.export(batch)
+    }
+
+    fn shutdown(&mut self) -> trace_exporters::ExportFuture<'_> {
+        self.0.shutdown()
+    }
+}
+
 /// tracewire's span pipeline to the OTLP/HTTP collector at `otlp_endpoint`, its health metrics
 /// registered into `registry`, and the flush to run at shutdown.
 fn tracewire_collector(
     otlp_endpoint: &str,
     registry: &mut Registry,
     runtime: &tokio::runtime::Handle,
+    queue: SpanQueue,
 ) -> Result<(Arc<dyn Collector>, Finish), SetupError> {
     let exporter = trace_exporters::otlp::OtlpHttpExporter::builder()
         .endpoint(trace_exporters::config::http_traces_url(otlp_endpoint))
         .resource(trace_exporters::Resource::new(SERVICE_NAME))
         .build_http()?;
-    let batch = trace_exporters::BatchExporter::builder(exporter)
+    let builder = match queue {
+        SpanQueue::Encoded => trace_exporters::BatchExporter::builder(exporter),
+        SpanQueue::Spans => trace_exporters::BatchExporter::builder(WholeSpans(exporter)),
+    };
+    let batch = builder
         .metrics(&trace_exporters::ExporterMetrics::register(registry))
         .runtime(runtime.clone())
         .build();

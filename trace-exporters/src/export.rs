@@ -101,7 +101,10 @@ impl SpanExporter for Box<dyn SpanExporter> {
 /// ```
 #[derive(Debug, Default)]
 pub struct EncodedSpans {
-    pub(crate) chunks: Vec<EncodedChunk>,
+    // Boxed: a chunk moves between a thread's slot (an atomic cell one pointer wide), the ready
+    // list, a batch and the spare list without its header being copied or reallocated.
+    #[allow(clippy::vec_box)]
+    pub(crate) chunks: Vec<Box<EncodedChunk>>,
     pub(crate) spans: usize,
     pub(crate) bytes: usize,
 }
@@ -143,26 +146,26 @@ impl EncodedSpans {
     /// Appends one encoded span (for exporters' own tests and for code outside the pipeline):
     /// `bytes` must be exactly what the exporter's span encoder wrote for one span.
     pub fn push_span(&mut self, bytes: &[u8]) {
-        self.chunks.push(EncodedChunk {
+        self.chunks.push(Box::new(EncodedChunk {
             bytes: bytes.to_vec(),
             spans: 1,
-        });
+        }));
         self.spans += 1;
         self.bytes += bytes.len();
     }
 
     /// Adds a chunk the pipeline gathered.
-    pub(crate) fn push_chunk(&mut self, chunk: EncodedChunk) {
+    pub(crate) fn push_chunk(&mut self, chunk: Box<EncodedChunk>) {
         self.spans += chunk.spans;
         self.bytes += chunk.bytes.len();
         self.chunks.push(chunk);
     }
 
-    /// Empties the batch, giving back each chunk's buffer.
-    pub(crate) fn drain_buffers(&mut self) -> impl Iterator<Item = Vec<u8>> + '_ {
+    /// Empties the batch, giving back its chunks.
+    pub(crate) fn drain_chunks(&mut self) -> impl Iterator<Item = Box<EncodedChunk>> + '_ {
         self.spans = 0;
         self.bytes = 0;
-        self.chunks.drain(..).map(|chunk| chunk.bytes)
+        self.chunks.drain(..)
     }
 }
 

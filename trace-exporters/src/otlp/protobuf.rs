@@ -917,10 +917,10 @@ mod tests {
             for span in group {
                 encode_span_field(span, &mut bytes);
             }
-            batch.push_chunk(crate::export::EncodedChunk {
+            batch.push_chunk(Box::new(crate::export::EncodedChunk {
                 bytes,
                 spans: group.len(),
-            });
+            }));
         }
         batch
     }

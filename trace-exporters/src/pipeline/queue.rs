@@ -1,9 +1,10 @@
 //! Where collected spans wait for the export task: as spans, or already encoded.
 
-use std::collections::VecDeque;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
-use crossbeam_queue::ArrayQueue;
+use crossbeam_queue::{ArrayQueue, SegQueue};
+use crossbeam_utils::atomic::AtomicCell;
 use trace_core::Span;
 use trace_core::spread::{PARTS, part_of_this_thread};
 
@@ -21,7 +22,7 @@ const CHUNK_HANDOFF_BYTES: usize = 64 * 1024;
 /// The capacity a new chunk buffer starts with: about 32 typical spans.
 const CHUNK_CAPACITY: usize = 16 * 1024;
 
-/// Emptied buffers kept for reuse beyond this many are freed, as are buffers that grew past
+/// Emptied chunks kept for reuse beyond this many are freed, as are chunks that grew past
 /// [`CHUNK_HANDOFF_BYTES`] twice over.
 const MAX_SPARE_BUFFERS: usize = 2 * PARTS + 16;
 
@@ -116,7 +117,7 @@ impl SpanQueue {
     pub(crate) fn ready_len(&self) -> usize {
         match self {
             Self::Spans(queue) => queue.len(),
-            Self::Encoded(queue) => queue.ready().spans,
+            Self::Encoded(queue) => queue.ready_len(),
         }
     }
 
@@ -149,20 +150,12 @@ impl SpanQueue {
     pub(crate) fn recycle(&self, batch: &mut Batch) {
         match (self, batch) {
             (Self::Encoded(queue), Batch::Encoded(encoded)) => {
-                let mut spare = queue.spare();
-                for mut buffer in encoded.drain_buffers() {
-                    if spare.len() < MAX_SPARE_BUFFERS
-                        && buffer.capacity() <= 2 * CHUNK_HANDOFF_BYTES
-                    {
-                        buffer.clear();
-                        spare.push(buffer);
-                    }
+                for chunk in encoded.drain_chunks() {
+                    queue.recycle(chunk);
                 }
             }
             (_, Batch::Spans(spans)) => spans.clear(),
-            (Self::Spans(_), Batch::Encoded(encoded)) => {
-                encoded.drain_buffers().for_each(drop);
-            }
+            (Self::Spans(_), Batch::Encoded(encoded)) => encoded.drain_chunks().for_each(drop),
         }
     }
 
@@ -177,42 +170,55 @@ impl SpanQueue {
 
 /// Spans encoded on the threads that end them.
 ///
-/// Each thread encodes into the chunk of its [part](trace_core::spread) (a mutex that only the
-/// threads sharing the part, and the export task now and then, ever take) and hands the chunk to
-/// the export task's list when it holds [`CHUNK_SPANS`] spans. The span is freed where it was
-/// made, while its memory is still in that core's cache, rather than on the export task's
-/// thread; the export task only copies bytes.
+/// Each thread encodes into the chunk of its [part](trace_core::spread): it takes the chunk out
+/// of the part's slot (one atomic swap), appends the span, and puts the chunk back (another), or,
+/// when the chunk holds [`CHUNK_SPANS`] spans, hands it to the export task's ready list. No lock
+/// is taken: a thread that finds the slot empty (a thread sharing the part holds the chunk, or
+/// the export task took it) starts a chunk of its own, and a thread that finds the slot filled
+/// again when putting its chunk back hands the other chunk over, partly filled. The span is
+/// freed where it was made, while its memory is still in that core's cache, rather than on the
+/// export task's thread; the export task only copies bytes.
 ///
 /// The queue limit applies to the chunks handed over: a chunk that would take the ready spans
 /// past `max_queue_size` is dropped whole and counted. The chunks still being filled hold at most
-/// `PARTS` × [`CHUNK_SPANS`] spans more.
+/// `PARTS` × ([`CHUNK_SPANS`] − 1) spans more.
 pub(crate) struct EncodedQueue {
     encode: SpanEncodeFn,
     parts: [Part; PARTS],
-    ready: Mutex<Ready>,
-    spare: Mutex<Vec<Vec<u8>>>,
+    /// Chunks handed over, oldest first.
+    ready: SegQueue<Box<EncodedChunk>>,
+    /// Spans in `ready` and in `held_over`.
+    ready_spans: AtomicUsize,
+    /// A chunk the export task took from `ready` that did not fit its batch; first in the next.
+    /// Only the export task (and a drain) takes this lock.
+    held_over: Mutex<Option<Box<EncodedChunk>>>,
+    /// Emptied chunks, for reuse.
+    spare: ArrayQueue<Box<EncodedChunk>>,
     max_queue_size: usize,
     chunk_spans: usize,
 }
 
 /// One part's chunk, alone on its cache line pair.
 #[repr(align(128))]
-struct Part(Mutex<EncodedChunk>);
-
-/// The chunks handed to the export task, oldest first.
-#[derive(Default)]
-pub(crate) struct Ready {
-    chunks: VecDeque<EncodedChunk>,
-    pub(crate) spans: usize,
+struct Part {
+    slot: AtomicCell<Option<Box<EncodedChunk>>>,
+    /// Spans in the slot's chunk as last put back, for [`EncodedQueue::len`] (which may read it
+    /// while a thread holds the chunk, so it is a moment's figure, not a bound).
+    spans: AtomicUsize,
 }
 
 impl EncodedQueue {
     fn new(encode: SpanEncodeFn, max_queue_size: usize, chunk_spans: usize) -> Self {
         Self {
             encode,
-            parts: std::array::from_fn(|_| Part(Mutex::new(EncodedChunk::default()))),
-            ready: Mutex::new(Ready::default()),
-            spare: Mutex::new(Vec::new()),
+            parts: std::array::from_fn(|_| Part {
+                slot: AtomicCell::new(None),
+                spans: AtomicUsize::new(0),
+            }),
+            ready: SegQueue::new(),
+            ready_spans: AtomicUsize::new(0),
+            held_over: Mutex::new(None),
+            spare: ArrayQueue::new(MAX_SPARE_BUFFERS),
             max_queue_size,
             chunk_spans,
         }
@@ -220,56 +226,65 @@ impl EncodedQueue {
 
     #[inline]
     fn push(&self, span: Span) -> Result<usize, u64> {
-        let full = {
-            let mut chunk = lock(&self.parts[part_of_this_thread()].0);
-            if chunk.bytes.capacity() == 0 {
-                chunk.bytes = self.spare_buffer();
-            }
-            {
-                let written = chunk.bytes.len();
-                let mut unless_finished = Truncate {
-                    bytes: &mut chunk.bytes,
-                    to: written,
-                };
-                (self.encode)(&span, unless_finished.bytes);
-                unless_finished.to = usize::MAX;
-            }
-            chunk.spans += 1;
-            if chunk.spans >= self.chunk_spans || chunk.bytes.len() >= CHUNK_HANDOFF_BYTES {
-                let fresh = EncodedChunk {
-                    bytes: self.spare_buffer(),
-                    spans: 0,
-                };
-                Some(std::mem::replace(&mut *chunk, fresh))
-            } else {
-                None
-            }
+        let part = &self.parts[part_of_this_thread()];
+        let chunk = part.slot.take().unwrap_or_else(|| self.spare_chunk());
+        let mut encoding = Encoding {
+            queue: self,
+            part,
+            written: chunk.bytes.len(),
+            chunk: Some(chunk),
         };
-        // Freed here, on the thread that made it, after the part's lock is released.
+        if let Some(chunk) = encoding.chunk.as_mut() {
+            (self.encode)(&span, &mut chunk.bytes);
+            chunk.spans += 1;
+        }
+        let Some(chunk) = encoding.chunk.take() else {
+            return Ok(0);
+        };
+        // Freed here, on the thread that made it.
         drop(span);
-        match full {
+        if chunk.spans >= self.chunk_spans || chunk.bytes.len() >= CHUNK_HANDOFF_BYTES {
+            part.spans.store(0, Ordering::Relaxed);
+            return self.hand_over(chunk);
+        }
+        part.spans.store(chunk.spans, Ordering::Relaxed);
+        match self.put_back(part, chunk) {
             None => Ok(0),
-            Some(chunk) => self.hand_over(chunk),
+            Some(displaced) => self.hand_over(displaced),
         }
     }
 
-    /// Adds a full chunk to the ready list, or drops it when that would pass the queue limit.
-    fn hand_over(&self, chunk: EncodedChunk) -> Result<usize, u64> {
-        let mut ready = self.ready();
-        if ready.spans + chunk.spans > self.max_queue_size {
-            drop(ready);
-            let dropped = chunk.spans as u64;
-            self.give_back(chunk.bytes);
-            return Err(dropped);
+    /// Puts `chunk` back in `part`'s slot; the chunk it displaces, if another thread filled the
+    /// slot meanwhile.
+    #[inline]
+    fn put_back(&self, part: &Part, chunk: Box<EncodedChunk>) -> Option<Box<EncodedChunk>> {
+        part.slot.swap(Some(chunk))
+    }
+
+    /// Adds a chunk to the ready list, or drops it when that would pass the queue limit.
+    fn hand_over(&self, chunk: Box<EncodedChunk>) -> Result<usize, u64> {
+        let spans = chunk.spans;
+        let before = self.ready_spans.fetch_add(spans, Ordering::AcqRel);
+        if before + spans > self.max_queue_size {
+            self.ready_spans.fetch_sub(spans, Ordering::AcqRel);
+            self.recycle(chunk);
+            return Err(spans as u64);
         }
-        ready.spans += chunk.spans;
-        ready.chunks.push_back(chunk);
-        Ok(ready.spans)
+        self.ready.push(chunk);
+        Ok(before + spans)
+    }
+
+    fn ready_len(&self) -> usize {
+        self.ready_spans.load(Ordering::Acquire)
     }
 
     fn len(&self) -> usize {
-        let partial: usize = self.parts.iter().map(|part| lock(&part.0).spans).sum();
-        self.ready().spans + partial
+        let partial: usize = self
+            .parts
+            .iter()
+            .map(|part| part.spans.load(Ordering::Relaxed))
+            .sum();
+        self.ready_len() + partial
     }
 
     fn fill(
@@ -283,16 +298,16 @@ impl EncodedQueue {
             batch.is_empty() || batch.spans() + spans <= max_batch_size
         };
         {
-            let mut ready = self.ready();
+            let mut held_over = lock(&self.held_over);
             while batch.spans() < wanted {
-                match ready.chunks.front() {
-                    Some(chunk) if fits(batch, chunk.spans) => {}
-                    _ => break,
-                }
-                let Some(chunk) = ready.chunks.pop_front() else {
+                let Some(chunk) = held_over.take().or_else(|| self.ready.pop()) else {
                     break;
                 };
-                ready.spans -= chunk.spans;
+                if !fits(batch, chunk.spans) {
+                    *held_over = Some(chunk);
+                    break;
+                }
+                self.ready_spans.fetch_sub(chunk.spans, Ordering::AcqRel);
                 batch.push_chunk(chunk);
             }
         }
@@ -303,75 +318,91 @@ impl EncodedQueue {
             if batch.spans() >= wanted {
                 return;
             }
-            let mut chunk = lock(&part.0);
-            if chunk.spans == 0 || !fits(batch, chunk.spans) {
+            let Some(chunk) = part.slot.take() else {
                 continue;
+            };
+            part.spans.store(0, Ordering::Relaxed);
+            if chunk.spans == 0 {
+                self.recycle(chunk);
+            } else if fits(batch, chunk.spans) {
+                batch.push_chunk(chunk);
+            } else {
+                // Too large for what is left of this batch: it joins the ready chunks.
+                self.ready_spans.fetch_add(chunk.spans, Ordering::AcqRel);
+                self.ready.push(chunk);
             }
-            // The part gets an empty buffer; it takes a spare one at its next span.
-            let taken = std::mem::take(&mut *chunk);
-            drop(chunk);
-            batch.push_chunk(taken);
         }
     }
 
     fn drain(&self) -> u64 {
         let mut lost = 0;
+        let held = lock(&self.held_over).take();
+        for chunk in held
+            .into_iter()
+            .chain(std::iter::from_fn(|| self.ready.pop()))
         {
-            let mut ready = self.ready();
-            lost += ready.spans as u64;
-            ready.spans = 0;
-            ready.chunks.clear();
+            self.ready_spans.fetch_sub(chunk.spans, Ordering::AcqRel);
+            lost += chunk.spans as u64;
+            self.recycle(chunk);
         }
         for part in &self.parts {
-            let mut chunk = lock(&part.0);
-            lost += chunk.spans as u64;
-            chunk.spans = 0;
-            chunk.bytes.clear();
+            if let Some(chunk) = part.slot.take() {
+                part.spans.store(0, Ordering::Relaxed);
+                lost += chunk.spans as u64;
+                self.recycle(chunk);
+            }
         }
         lost
     }
 
-    pub(crate) fn ready(&self) -> MutexGuard<'_, Ready> {
-        lock(&self.ready)
+    /// An empty chunk: a spare one, or a new one.
+    fn spare_chunk(&self) -> Box<EncodedChunk> {
+        self.spare.pop().unwrap_or_else(|| {
+            Box::new(EncodedChunk {
+                bytes: Vec::with_capacity(CHUNK_CAPACITY),
+                spans: 0,
+            })
+        })
     }
 
-    fn spare(&self) -> MutexGuard<'_, Vec<Vec<u8>>> {
-        lock(&self.spare)
-    }
-
-    /// An empty buffer: a spare one, or a new one.
-    fn spare_buffer(&self) -> Vec<u8> {
-        self.spare()
-            .pop()
-            .unwrap_or_else(|| Vec::with_capacity(CHUNK_CAPACITY))
-    }
-
-    fn give_back(&self, mut buffer: Vec<u8>) {
-        let mut spare = self.spare();
-        if spare.len() < MAX_SPARE_BUFFERS && buffer.capacity() <= 2 * CHUNK_HANDOFF_BYTES {
-            buffer.clear();
-            spare.push(buffer);
+    /// Keeps an emptied chunk for reuse (unless enough are kept, or it grew too large).
+    fn recycle(&self, mut chunk: Box<EncodedChunk>) {
+        if chunk.bytes.capacity() <= 2 * CHUNK_HANDOFF_BYTES {
+            chunk.bytes.clear();
+            chunk.spans = 0;
+            // A full spare list frees the chunk.
+            let _ = self.spare.push(chunk);
         }
     }
 }
 
-/// Cuts a chunk back to its last whole span when an encoder panics part way through one (the
-/// encoders this crate ships do not; an exporter's own might), so that a chunk only ever holds
-/// whole spans.
-struct Truncate<'a> {
-    bytes: &'a mut Vec<u8>,
-    to: usize,
+/// A chunk being written to. Should the encoder panic part way through a span (the encoders
+/// this crate ships do not; an exporter's own might), dropping this cuts the chunk back to its
+/// last whole span and returns it to the part, so a chunk only ever holds whole spans and no
+/// span already in it is lost.
+struct Encoding<'a> {
+    queue: &'a EncodedQueue,
+    part: &'a Part,
+    chunk: Option<Box<EncodedChunk>>,
+    written: usize,
 }
 
-impl Drop for Truncate<'_> {
+impl Drop for Encoding<'_> {
     fn drop(&mut self) {
-        self.bytes.truncate(self.to);
+        if let Some(mut chunk) = self.chunk.take() {
+            chunk.bytes.truncate(self.written);
+            self.part.spans.store(chunk.spans, Ordering::Relaxed);
+            if let Some(displaced) = self.queue.put_back(self.part, chunk) {
+                // Counted as dropped nowhere: a panic in `collect` is the exporter's bug and
+                // the caller sees it; the displaced chunk still goes out.
+                let _ = self.queue.hand_over(displaced);
+            }
+        }
     }
 }
 
-/// Locks `mutex`, also after a panic elsewhere left it poisoned: every value kept under these
-/// locks (a chunk, a list of chunks, spare buffers) is whole at any point a panic could leave it
-/// (see [`Truncate`]).
+/// Locks `mutex`, also after a panic elsewhere left it poisoned: the value under it (a chunk
+/// held over between batches) is whole at any point a panic could leave it.
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }

@@ -105,7 +105,7 @@ impl Worker {
                 Wake::Control(Some(Control::Flush(reply))) => {
                     let before = (self.delivered, self.given_up);
                     let queued = shared.queue.len();
-                    self.export_queued(queued, true).await;
+                    let _ = self.export_queued(queued, true).await;
                     let _ = reply.send(FlushReport {
                         exported: self.delivered - before.0,
                         dropped: self.given_up - before.1,
@@ -126,14 +126,16 @@ impl Worker {
                 }
                 Wake::FullBatch => {
                     shared.wake_pending.store(false, Ordering::Release);
-                    while shared.queue.ready_len() >= shared.config.max_batch_size {
-                        self.export_queued(shared.config.max_batch_size, false)
-                            .await;
+                    let batch_size = shared.config.max_batch_size;
+                    while shared.queue.ready_len() >= batch_size {
+                        if self.export_queued(batch_size, false).await == 0 {
+                            break;
+                        }
                     }
                 }
                 Wake::Tick => {
                     let queued = shared.queue.len();
-                    self.export_queued(queued, true).await;
+                    let _ = self.export_queued(queued, true).await;
                     next_tick = later(delay);
                 }
             }
@@ -144,19 +146,23 @@ impl Worker {
     /// Exports about `spans` queued spans, in batches (encoded spans come in whole chunks, so a
     /// batch may hold a few more, never more than the batch size). With `take_partial`, also the
     /// threads' partly filled chunks of encoded spans.
-    async fn export_queued(&mut self, mut spans: usize, take_partial: bool) {
+    /// Returns how many spans it sent (or gave up on).
+    async fn export_queued(&mut self, mut spans: usize, take_partial: bool) -> usize {
         let max_batch_size = self.shared.config.max_batch_size;
+        let mut taken = 0;
         while spans > 0 {
             let wanted = spans.min(max_batch_size);
             self.shared
                 .queue
                 .fill(&mut self.batch, wanted, max_batch_size, take_partial);
             if self.batch.is_empty() {
-                return;
+                break;
             }
+            taken += self.batch.len();
             spans = spans.saturating_sub(self.batch.len());
             self.export_batch().await;
         }
+        taken
     }
 
     /// Sends `self.batch` until it is delivered, refused, or its time is up; empties it.
@@ -270,9 +276,13 @@ impl Worker {
                 .borrow()
                 .is_some_and(|deadline| Instant::now() >= deadline)
         };
+        // The length of a queue of encoded spans is a moment's sum over the threads' chunks:
+        // stop also when a round finds nothing to send.
         while !self.shared.queue.is_empty() && !deadline_passed(&self.deadline) {
             let batch_size = self.shared.config.max_batch_size;
-            self.export_queued(batch_size, true).await;
+            if self.export_queued(batch_size, true).await == 0 {
+                break;
+            }
         }
         let late = self.shared.queue.len() as u64;
         let mut deadline_reached = late > 0 || self.cut_by_deadline;
