@@ -1,10 +1,12 @@
 //! Exporters that ship finished spans out of the process.
 //!
 //! Spans leave the request path through a [`BatchExporter`]: a [`Collector`](trace_core::Collector)
-//! that puts each finished span on a bounded queue and returns at once. One background task
-//! takes batches off the queue (by count and by time), hands them to a [`SpanExporter`] (one per
-//! protocol, each behind a cargo feature), bounds every call with a timeout, retries what is
-//! worth retrying with backoff (honouring `Retry-After`), and drops and counts what it must.
+//! that puts each finished span on a bounded queue (for OTLP protobuf, already encoded: see
+//! [where spans are encoded](pipeline#where-spans-are-encoded)) and returns at once. One
+//! background task takes batches off the queue (by count and by time), hands them to a
+//! [`SpanExporter`] (one per protocol, each behind a cargo feature), bounds every call with a
+//! timeout, retries what is worth retrying with backoff (honouring `Retry-After`), and drops and
+//! counts what it must.
 //! Its health is exported as Prometheus metrics ([`ExporterMetrics`]); on shutdown it flushes
 //! within a deadline.
 //!
