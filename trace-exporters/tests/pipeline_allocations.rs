@@ -1,5 +1,7 @@
 //! `collect` allocates nothing beyond the span it is given, on every path: queued, queued with
-//! a wake-up for the export task, refused by a full queue, refused after shutdown; and the OTLP
+//! a wake-up for the export task, refused by a full queue, refused after shutdown; so does
+//! `collect` for an exporter with a span encoder, once its chunk buffers exist (encoding into a
+//! chunk, handing a chunk over, dropping a chunk the queue has no room for); and the OTLP
 //! protobuf encoder, once its output buffer has grown, allocates nothing per batch.
 //!
 //! A file of its own, because `allocation_counter` installs the global allocator.
@@ -114,4 +116,74 @@ fn a_warmed_up_otlp_protobuf_encoder_allocates_nothing() {
         assert_eq!(allocations.count_total, 0, "round {round}");
         assert_eq!(body, first, "the same batch encodes the same");
     }
+}
+
+/// Offers the OTLP protobuf span encoder, so the pipeline encodes in `collect`; discards.
+#[cfg(feature = "otlp-http")]
+#[derive(Debug)]
+struct EncodingDiscard(Option<trace_exporters::SpanEncodeFn>);
+
+#[cfg(feature = "otlp-http")]
+impl SpanExporter for EncodingDiscard {
+    fn kind(&self) -> &'static str {
+        "encoding_discard"
+    }
+
+    fn export<'a>(&'a mut self, _batch: &'a [Span]) -> ExportFuture<'a> {
+        Box::pin(async { Ok(ExportOutcome::delivered()) })
+    }
+
+    fn span_encoder(&self) -> Option<trace_exporters::SpanEncodeFn> {
+        self.0
+    }
+
+    fn export_encoded<'a>(
+        &'a mut self,
+        _batch: &'a trace_exporters::EncodedSpans,
+    ) -> ExportFuture<'a> {
+        Box::pin(async { Ok(ExportOutcome::delivered()) })
+    }
+}
+
+#[cfg(feature = "otlp-http")]
+#[test]
+fn collect_that_encodes_allocates_nothing_once_its_chunks_exist() {
+    let encoder = trace_exporters::otlp::OtlpHttpExporter::builder()
+        .build_http()
+        .expect("exporter")
+        .span_encoder();
+    assert!(encoder.is_some(), "OTLP protobuf offers a span encoder");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    // Chunks of 32 spans; 100 spans are three chunks handed over (the third wakes the task)
+    // and a partly filled one.
+    let batch = BatchExporter::builder(EncodingDiscard(encoder))
+        .max_queue_size(96)
+        .max_batch_size(64)
+        .runtime(runtime.handle().clone())
+        .build();
+    // The first round makes the chunks; a flush gives them back for reuse.
+    for n in 0..100 {
+        batch.collect(server_span(n));
+    }
+    let flushed = runtime.block_on(batch.force_flush());
+    assert_eq!(flushed.exported, 100);
+
+    for n in 0..100 {
+        let span = server_span(n);
+        let allocations = allocation_counter::measure(|| batch.collect(span));
+        assert_eq!(allocations.count_total, 0, "collect of span {n}");
+    }
+    assert_eq!(batch.queue_len(), 100);
+    // A fourth full chunk passes the 96-span limit: dropped whole, counted, nothing allocated.
+    for n in 100..128 {
+        let span = server_span(n);
+        let allocations = allocation_counter::measure(|| batch.collect(span));
+        assert_eq!(allocations.count_total, 0, "collect of span {n}");
+    }
+    assert_eq!(batch.dropped_for(drop_reason::QUEUE_FULL), 32);
+    let report = runtime.block_on(batch.shutdown(Duration::from_secs(10)));
+    assert_eq!((report.exported, report.lost), (96, 0), "{report:?}");
 }

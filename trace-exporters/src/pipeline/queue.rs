@@ -1,9 +1,10 @@
 //! Where collected spans wait for the export task: as spans, or already encoded.
 
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
-use crossbeam_queue::{ArrayQueue, SegQueue};
+use crossbeam_queue::ArrayQueue;
 use crossbeam_utils::atomic::AtomicCell;
 use trace_core::Span;
 use trace_core::spread::{PARTS, part_of_this_thread};
@@ -185,13 +186,15 @@ impl SpanQueue {
 pub(crate) struct EncodedQueue {
     encode: SpanEncodeFn,
     parts: [Part; PARTS],
-    /// Chunks handed over, oldest first.
-    ready: SegQueue<Box<EncodedChunk>>,
+    /// Chunks handed over, oldest first. Bounded in chunks as well as (by `ready_spans`) in
+    /// spans, so that handing over never allocates.
+    ready: ArrayQueue<Box<EncodedChunk>>,
     /// Spans in `ready` and in `held_over`.
     ready_spans: AtomicUsize,
-    /// A chunk the export task took from `ready` that did not fit its batch; first in the next.
-    /// Only the export task (and a drain) takes this lock.
-    held_over: Mutex<Option<Box<EncodedChunk>>>,
+    /// Chunks taken that did not fit the export task's batch, first in the next one, and a
+    /// chunk an encoder's panic left behind. Only the export task takes this lock, but for a
+    /// drain and that panic.
+    held_over: Mutex<VecDeque<Box<EncodedChunk>>>,
     /// Emptied chunks, for reuse.
     spare: ArrayQueue<Box<EncodedChunk>>,
     max_queue_size: usize,
@@ -215,9 +218,11 @@ impl EncodedQueue {
                 slot: AtomicCell::new(None),
                 spans: AtomicUsize::new(0),
             }),
-            ready: SegQueue::new(),
+            // Chunks are handed over full but for the few a thread displaces from its part's
+            // slot: twice the full chunks the limit allows, plus two per part, is room to spare.
+            ready: ArrayQueue::new(2 * max_queue_size.div_ceil(chunk_spans) + 2 * PARTS),
             ready_spans: AtomicUsize::new(0),
-            held_over: Mutex::new(None),
+            held_over: Mutex::new(VecDeque::with_capacity(PARTS + 1)),
             spare: ArrayQueue::new(MAX_SPARE_BUFFERS),
             max_queue_size,
             chunk_spans,
@@ -270,8 +275,14 @@ impl EncodedQueue {
             self.recycle(chunk);
             return Err(spans as u64);
         }
-        self.ready.push(chunk);
-        Ok(before + spans)
+        match self.ready.push(chunk) {
+            Ok(()) => Ok(before + spans),
+            Err(chunk) => {
+                self.ready_spans.fetch_sub(spans, Ordering::AcqRel);
+                self.recycle(chunk);
+                Err(spans as u64)
+            }
+        }
     }
 
     fn ready_len(&self) -> usize {
@@ -300,11 +311,11 @@ impl EncodedQueue {
         {
             let mut held_over = lock(&self.held_over);
             while batch.spans() < wanted {
-                let Some(chunk) = held_over.take().or_else(|| self.ready.pop()) else {
+                let Some(chunk) = held_over.pop_front().or_else(|| self.ready.pop()) else {
                     break;
                 };
                 if !fits(batch, chunk.spans) {
-                    *held_over = Some(chunk);
+                    held_over.push_front(chunk);
                     break;
                 }
                 self.ready_spans.fetch_sub(chunk.spans, Ordering::AcqRel);
@@ -327,16 +338,16 @@ impl EncodedQueue {
             } else if fits(batch, chunk.spans) {
                 batch.push_chunk(chunk);
             } else {
-                // Too large for what is left of this batch: it joins the ready chunks.
+                // Too large for what is left of this batch: first in the next one.
                 self.ready_spans.fetch_add(chunk.spans, Ordering::AcqRel);
-                self.ready.push(chunk);
+                lock(&self.held_over).push_back(chunk);
             }
         }
     }
 
     fn drain(&self) -> u64 {
         let mut lost = 0;
-        let held = lock(&self.held_over).take();
+        let held = std::mem::take(&mut *lock(&self.held_over));
         for chunk in held
             .into_iter()
             .chain(std::iter::from_fn(|| self.ready.pop()))
@@ -378,8 +389,8 @@ impl EncodedQueue {
 
 /// A chunk being written to. Should the encoder panic part way through a span (the encoders
 /// this crate ships do not; an exporter's own might), dropping this cuts the chunk back to its
-/// last whole span and returns it to the part, so a chunk only ever holds whole spans and no
-/// span already in it is lost.
+/// last whole span and queues it for the export task, so a chunk only ever holds whole spans and
+/// no span already in it is lost.
 struct Encoding<'a> {
     queue: &'a EncodedQueue,
     part: &'a Part,
@@ -391,17 +402,17 @@ impl Drop for Encoding<'_> {
     fn drop(&mut self) {
         if let Some(mut chunk) = self.chunk.take() {
             chunk.bytes.truncate(self.written);
-            self.part.spans.store(chunk.spans, Ordering::Relaxed);
-            if let Some(displaced) = self.queue.put_back(self.part, chunk) {
-                // Counted as dropped nowhere: a panic in `collect` is the exporter's bug and
-                // the caller sees it; the displaced chunk still goes out.
-                let _ = self.queue.hand_over(displaced);
-            }
+            self.part.spans.store(0, Ordering::Relaxed);
+            // Past the queue limit if need be: these spans were accepted already.
+            self.queue
+                .ready_spans
+                .fetch_add(chunk.spans, Ordering::AcqRel);
+            lock(&self.queue.held_over).push_back(chunk);
         }
     }
 }
 
-/// Locks `mutex`, also after a panic elsewhere left it poisoned: the value under it (a chunk
+/// Locks `mutex`, also after a panic elsewhere left it poisoned: the value under it (chunks
 /// held over between batches) is whole at any point a panic could leave it.
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
