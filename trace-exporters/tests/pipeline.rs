@@ -1041,6 +1041,27 @@ mod encoded {
     }
 
     #[tokio::test]
+    async fn a_queue_limit_off_the_chunk_size_still_wakes_the_task_for_full_batches() {
+        // Chunks of 32 against a limit of 100: at most 96 spans are ever ready, so 96 (three
+        // whole chunks) is what makes a full batch, not the configured 100.
+        let exporter = ScriptedExporter::delivering(Mode::Encoded);
+        let batch = BatchExporter::builder(exporter.clone())
+            .max_queue_size(100)
+            .max_batch_size(100)
+            .scheduled_delay(NEVER)
+            .build();
+        for n in 0..96 {
+            batch.collect(span(n));
+        }
+        eventually("the full batch", || exporter.attempts() == 1).await;
+        assert_eq!(exporter.delivered_batch_sizes(), [96]);
+        assert_eq!(exporter.delivered_ids(), ids(0..96));
+        assert_eq!(batch.dropped(), 0);
+        let report = guarded(batch.shutdown(Duration::from_secs(10))).await;
+        assert_eq!((report.exported, report.lost), (0, 0), "{report:?}");
+    }
+
+    #[tokio::test]
     async fn a_full_batch_wake_up_leaves_the_partial_chunk_to_the_timer() {
         let delay = Duration::from_millis(200);
         let exporter = ScriptedExporter::delivering(Mode::Encoded);

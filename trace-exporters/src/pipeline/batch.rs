@@ -123,6 +123,8 @@ pub(crate) struct Shared {
     pub(crate) kind: &'static str,
     pub(crate) config: BatchConfig,
     pub(crate) queue: SpanQueue,
+    /// Ready spans that make a full batch ([`SpanQueue::full_batch`]).
+    pub(crate) full_batch: usize,
     /// Wakes the export task when a full batch is waiting.
     pub(crate) wake: Notify,
     /// Set by the collect that sends a wake-up, cleared by the task when it wakes, so that a
@@ -348,7 +350,7 @@ impl Collector for BatchExporter {
         }
         match shared.queue.push(span) {
             Ok(ready) => {
-                if ready >= shared.config.max_batch_size
+                if ready >= shared.full_batch
                     && !shared.wake_pending.load(Ordering::Relaxed)
                     && !shared.wake_pending.swap(true, Ordering::AcqRel)
                 {
@@ -464,13 +466,15 @@ impl BatchExporterBuilder {
         let kind = self.exporter.kind();
         let metrics = self.metrics.map(|metrics| metrics.bind(kind));
         let (deadline, deadline_rx) = watch::channel(None);
+        let queue = SpanQueue::new(
+            config.max_queue_size,
+            config.max_batch_size,
+            self.exporter.span_encoder(),
+        );
         let shared = Arc::new(Shared {
             kind,
-            queue: SpanQueue::new(
-                config.max_queue_size,
-                config.max_batch_size,
-                self.exporter.span_encoder(),
-            ),
+            full_batch: queue.full_batch(config.max_batch_size, config.max_queue_size),
+            queue,
             config,
             wake: Notify::new(),
             wake_pending: AtomicBool::new(false),

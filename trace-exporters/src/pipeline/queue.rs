@@ -110,11 +110,8 @@ impl SpanQueue {
         }
     }
 
-    pub(crate) fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    /// Spans ready for the export task without taking any thread's chunk.
+    /// Spans ready for the export task: all of them in a span queue; the chunks handed over
+    /// (or [gathered](Self::gather_partial)) in an encoded one. An exact count.
     pub(crate) fn ready_len(&self) -> usize {
         match self {
             Self::Spans(queue) => queue.len(),
@@ -122,16 +119,32 @@ impl SpanQueue {
         }
     }
 
-    /// Moves waiting spans into `batch` until it holds at least `wanted` spans (never more than
-    /// `max_batch_size`) or nothing waits. With `take_partial`, the threads' partly filled chunks
-    /// are taken too (a timer tick, a flush, a shutdown), not only the chunks handed over.
-    pub(crate) fn fill(
-        &self,
-        batch: &mut Batch,
-        wanted: usize,
-        max_batch_size: usize,
-        take_partial: bool,
-    ) {
+    /// The ready spans that make a full batch, worth waking the export task for:
+    /// `max_batch_size`, or for encoded spans the most whole chunks that fit both the batch and
+    /// the queue limit (with chunks of 32, a limit of 100 holds at most 96 ready spans).
+    pub(crate) fn full_batch(&self, max_batch_size: usize, max_queue_size: usize) -> usize {
+        match self {
+            Self::Spans(_) => max_batch_size,
+            Self::Encoded(queue) => {
+                let chunk = queue.chunk_spans;
+                max_batch_size
+                    .min(max_queue_size / chunk * chunk)
+                    .max(chunk)
+            }
+        }
+    }
+
+    /// Makes the threads' partly filled chunks of encoded spans ready (a timer tick, a flush, a
+    /// shutdown), so that [`ready_len`](Self::ready_len) counts every span waiting.
+    pub(crate) fn gather_partial(&self) {
+        if let Self::Encoded(queue) = self {
+            queue.gather_partial();
+        }
+    }
+
+    /// Moves ready spans into `batch` until it holds at least `wanted` spans (never more than
+    /// `max_batch_size`) or none is ready.
+    pub(crate) fn fill(&self, batch: &mut Batch, wanted: usize, max_batch_size: usize) {
         match (self, batch) {
             (Self::Spans(queue), Batch::Spans(spans)) => {
                 // Straight from the queue's slots into the batch (whose capacity is kept between
@@ -140,7 +153,7 @@ impl SpanQueue {
                 spans.extend(std::iter::from_fn(|| queue.pop()).take(wanted));
             }
             (Self::Encoded(queue), Batch::Encoded(encoded)) => {
-                queue.fill(encoded, wanted, max_batch_size, take_partial);
+                queue.fill(encoded, wanted, max_batch_size);
             }
             // The worker's batch comes from `empty_batch` of this same queue.
             (Self::Spans(_), Batch::Encoded(_)) | (Self::Encoded(_), Batch::Spans(_)) => {}
@@ -191,9 +204,9 @@ pub(crate) struct EncodedQueue {
     ready: ArrayQueue<Box<EncodedChunk>>,
     /// Spans in `ready` and in `held_over`.
     ready_spans: AtomicUsize,
-    /// Chunks taken that did not fit the export task's batch, first in the next one, and a
-    /// chunk an encoder's panic left behind. Only the export task takes this lock, but for a
-    /// drain and that panic.
+    /// Chunks gathered from the parts, a chunk taken that did not fit the export task's batch
+    /// (first in the next one), and a chunk an encoder's panic left behind. Only the export task
+    /// takes this lock, but for a drain and that panic.
     held_over: Mutex<VecDeque<Box<EncodedChunk>>>,
     /// Emptied chunks, for reuse.
     spare: ArrayQueue<Box<EncodedChunk>>,
@@ -205,8 +218,9 @@ pub(crate) struct EncodedQueue {
 #[repr(align(128))]
 struct Part {
     slot: AtomicCell<Option<Box<EncodedChunk>>>,
-    /// Spans in the slot's chunk as last put back, for [`EncodedQueue::len`] (which may read it
-    /// while a thread holds the chunk, so it is a moment's figure, not a bound).
+    /// Spans in the slot's chunk as last put back, for [`EncodedQueue::len`]: a moment's figure
+    /// for the queue-length gauge, not a count anything depends on (threads sharing a part may
+    /// store theirs in either order; the export task gathers the chunks themselves).
     spans: AtomicUsize,
 }
 
@@ -298,49 +312,41 @@ impl EncodedQueue {
         self.ready_len() + partial
     }
 
-    fn fill(
-        &self,
-        batch: &mut EncodedSpans,
-        wanted: usize,
-        max_batch_size: usize,
-        take_partial: bool,
-    ) {
+    fn fill(&self, batch: &mut EncodedSpans, wanted: usize, max_batch_size: usize) {
         let fits = |batch: &EncodedSpans, spans: usize| {
             batch.is_empty() || batch.spans() + spans <= max_batch_size
         };
-        {
-            let mut held_over = lock(&self.held_over);
-            while batch.spans() < wanted {
-                let Some(chunk) = held_over.pop_front().or_else(|| self.ready.pop()) else {
-                    break;
-                };
-                if !fits(batch, chunk.spans) {
-                    held_over.push_front(chunk);
-                    break;
-                }
-                self.ready_spans.fetch_sub(chunk.spans, Ordering::AcqRel);
-                batch.push_chunk(chunk);
+        let mut held_over = lock(&self.held_over);
+        while batch.spans() < wanted {
+            let Some(chunk) = held_over.pop_front().or_else(|| self.ready.pop()) else {
+                break;
+            };
+            if !fits(batch, chunk.spans) {
+                held_over.push_front(chunk);
+                break;
             }
+            self.ready_spans.fetch_sub(chunk.spans, Ordering::AcqRel);
+            batch.push_chunk(chunk);
         }
-        if !take_partial {
-            return;
-        }
+    }
+
+    /// Takes every part's chunk that holds spans and makes it ready (past the queue limit if
+    /// need be: its spans were accepted already).
+    fn gather_partial(&self) {
         for part in &self.parts {
-            if batch.spans() >= wanted {
-                return;
-            }
             let Some(chunk) = part.slot.take() else {
                 continue;
             };
             part.spans.store(0, Ordering::Relaxed);
             if chunk.spans == 0 {
                 self.recycle(chunk);
-            } else if fits(batch, chunk.spans) {
-                batch.push_chunk(chunk);
             } else {
-                // Too large for what is left of this batch: first in the next one.
+                // Behind the chunks already ready, as the newest spans; aside should the ready
+                // list have no slot left.
                 self.ready_spans.fetch_add(chunk.spans, Ordering::AcqRel);
-                lock(&self.held_over).push_back(chunk);
+                if let Err(chunk) = self.ready.push(chunk) {
+                    lock(&self.held_over).push_back(chunk);
+                }
             }
         }
     }

@@ -104,8 +104,9 @@ impl Worker {
             match wake {
                 Wake::Control(Some(Control::Flush(reply))) => {
                     let before = (self.delivered, self.given_up);
-                    let queued = shared.queue.len();
-                    let _ = self.export_queued(queued, true).await;
+                    shared.queue.gather_partial();
+                    let queued = shared.queue.ready_len();
+                    let _ = self.export_queued(queued).await;
                     let _ = reply.send(FlushReport {
                         exported: self.delivered - before.0,
                         dropped: self.given_up - before.1,
@@ -126,16 +127,16 @@ impl Worker {
                 }
                 Wake::FullBatch => {
                     shared.wake_pending.store(false, Ordering::Release);
-                    let batch_size = shared.config.max_batch_size;
-                    while shared.queue.ready_len() >= batch_size {
-                        if self.export_queued(batch_size, false).await == 0 {
+                    while shared.queue.ready_len() >= shared.full_batch {
+                        if self.export_queued(shared.full_batch).await == 0 {
                             break;
                         }
                     }
                 }
                 Wake::Tick => {
-                    let queued = shared.queue.len();
-                    let _ = self.export_queued(queued, true).await;
+                    shared.queue.gather_partial();
+                    let queued = shared.queue.ready_len();
+                    let _ = self.export_queued(queued).await;
                     next_tick = later(delay);
                 }
             }
@@ -143,18 +144,17 @@ impl Worker {
         }
     }
 
-    /// Exports about `spans` queued spans, in batches (encoded spans come in whole chunks, so a
-    /// batch may hold a few more, never more than the batch size). With `take_partial`, also the
-    /// threads' partly filled chunks of encoded spans.
-    /// Returns how many spans it sent (or gave up on).
-    async fn export_queued(&mut self, mut spans: usize, take_partial: bool) -> usize {
+    /// Exports about `spans` ready spans, in batches (encoded spans come in whole chunks, so a
+    /// batch may hold a few more, never more than the batch size); how many it sent (or gave up
+    /// on).
+    async fn export_queued(&mut self, mut spans: usize) -> usize {
         let max_batch_size = self.shared.config.max_batch_size;
         let mut taken = 0;
         while spans > 0 {
             let wanted = spans.min(max_batch_size);
             self.shared
                 .queue
-                .fill(&mut self.batch, wanted, max_batch_size, take_partial);
+                .fill(&mut self.batch, wanted, max_batch_size);
             if self.batch.is_empty() {
                 break;
             }
@@ -276,11 +276,10 @@ impl Worker {
                 .borrow()
                 .is_some_and(|deadline| Instant::now() >= deadline)
         };
-        // The length of a queue of encoded spans is a moment's sum over the threads' chunks:
-        // stop also when a round finds nothing to send.
-        while !self.shared.queue.is_empty() && !deadline_passed(&self.deadline) {
+        self.shared.queue.gather_partial();
+        while self.shared.queue.ready_len() > 0 && !deadline_passed(&self.deadline) {
             let batch_size = self.shared.config.max_batch_size;
-            if self.export_queued(batch_size, true).await == 0 {
+            if self.export_queued(batch_size).await == 0 {
                 break;
             }
         }
