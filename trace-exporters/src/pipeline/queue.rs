@@ -12,8 +12,9 @@ use trace_core::spread::{PARTS, part_of_this_thread};
 use crate::export::{EncodedChunk, EncodedSpans, SpanEncodeFn};
 
 /// Spans a thread encodes into its chunk before handing the chunk to the export task (fewer
-/// when the batch size is smaller). Large enough that the hand-off (a lock and a buffer swap) is
-/// a small part of a span's cost, small enough that a chunk stays in the core's cache.
+/// when the batch size is smaller). Large enough that the hand-off (the chunk swapped for a
+/// spare one, pushed on the ready list) is a small part of a span's cost, small enough that a
+/// chunk stays in the core's cache.
 const CHUNK_SPANS: usize = 32;
 
 /// A chunk this large is handed over whatever its span count, so a run of huge spans does not
@@ -120,16 +121,15 @@ impl SpanQueue {
     }
 
     /// The ready spans that make a full batch, worth waking the export task for:
-    /// `max_batch_size`, or for encoded spans the most whole chunks that fit both the batch and
-    /// the queue limit (with chunks of 32, a limit of 100 holds at most 96 ready spans).
+    /// `max_batch_size`, or for encoded spans the most whole chunks that fit both a batch and the
+    /// queue limit (with chunks of 32, a limit of 100 holds at most 96 ready spans, and a batch
+    /// of at most 50 spans holds one chunk).
     pub(crate) fn full_batch(&self, max_batch_size: usize, max_queue_size: usize) -> usize {
         match self {
             Self::Spans(_) => max_batch_size,
             Self::Encoded(queue) => {
                 let chunk = queue.chunk_spans;
-                max_batch_size
-                    .min(max_queue_size / chunk * chunk)
-                    .max(chunk)
+                (max_batch_size.min(max_queue_size) / chunk * chunk).max(chunk)
             }
         }
     }
@@ -422,4 +422,29 @@ impl Drop for Encoding<'_> {
 /// held over between batches) is whole at any point a panic could leave it.
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_parts_slot_takes_no_lock() {
+        // `AtomicCell` falls back to a global lock for values no atomic instruction can hold;
+        // a pointer-sized `Option<Box<_>>` is held in an `AtomicUsize`-wide word.
+        assert!(AtomicCell::<Option<Box<EncodedChunk>>>::is_lock_free());
+    }
+
+    #[test]
+    fn a_full_batch_is_whole_chunks_within_the_batch_and_the_limit() {
+        let encoded = |queue: usize, batch: usize| {
+            let encode: SpanEncodeFn = |_, _| {};
+            SpanQueue::new(queue, batch, Some(encode)).full_batch(batch, queue)
+        };
+        assert_eq!(encoded(2048, 512), 512);
+        assert_eq!(encoded(100, 100), 96);
+        assert_eq!(encoded(2048, 50), 32);
+        assert_eq!(encoded(10, 5), 5, "chunks of a whole small batch");
+        assert_eq!(SpanQueue::new(100, 100, None).full_batch(100, 100), 100);
+    }
 }
