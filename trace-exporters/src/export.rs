@@ -32,7 +32,8 @@ pub type SpanEncodeFn = fn(&Span, &mut Vec<u8>);
 /// [`span_encoder`](Self::span_encoder). The pipeline then encodes every span on the thread that
 /// ends it, while the span is still in that core's cache, frees the span there, and hands the
 /// export task batches of bytes ([`export_encoded`](Self::export_encoded)) instead of spans.
-/// Measured on the load benchmark, that took a third of the export's per-span CPU away.
+/// On the load benchmark (`bench/`, one core serving) that took about half of the export's
+/// user-space CPU per span away: 0.29 µs instead of 0.65 µs in one run.
 pub trait SpanExporter: Send + fmt::Debug + 'static {
     /// A short label for health metrics and logs, such as `"otlp_http"` or `"jaeger_agent"`.
     fn kind(&self) -> &'static str;
