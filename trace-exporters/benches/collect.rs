@@ -127,53 +127,41 @@ fn collect(c: &mut Criterion) {
         .enable_all()
         .build()
         .expect("runtime");
-    let batch = BatchExporter::builder(Discard::default())
-        .runtime(quiet.handle().clone())
-        .build();
-    group.bench_function("server_span", |b| {
-        b.iter_custom(|iters| {
-            let mut timed = Duration::ZERO;
-            let mut left = iters;
-            while left > 0 {
-                let round = left.min(ROUND);
-                let spans: Vec<Span> = (0..round).map(|_| server_span(&route, 42)).collect();
-                let started = Instant::now();
-                for span in spans {
-                    batch.collect(black_box(span));
+    for (name, batch) in [
+        (
+            "server_span",
+            BatchExporter::builder(Discard::default())
+                .runtime(quiet.handle().clone())
+                .build(),
+        ),
+        (
+            "server_span_otlp_encoded",
+            BatchExporter::builder(OtlpDiscard::new(true))
+                .runtime(quiet.handle().clone())
+                .build(),
+        ),
+    ] {
+        group.bench_function(name, |b| {
+            b.iter_custom(|iters| {
+                let mut timed = Duration::ZERO;
+                let mut left = iters;
+                while left > 0 {
+                    let round = left.min(ROUND);
+                    let spans: Vec<Span> = (0..round).map(|_| server_span(&route, 42)).collect();
+                    let started = Instant::now();
+                    for span in spans {
+                        batch.collect(black_box(span));
+                    }
+                    timed += started.elapsed();
+                    quiet.block_on(batch.force_flush());
+                    left -= round;
                 }
-                timed += started.elapsed();
-                quiet.block_on(batch.force_flush());
-                left -= round;
-            }
-            timed
+                timed
+            });
         });
-    });
-    assert_eq!(batch.dropped(), 0, "a round fits in the queue");
-    quiet.block_on(batch.shutdown(Duration::from_secs(30)));
-
-    let batch = BatchExporter::builder(OtlpDiscard::new(true))
-        .runtime(quiet.handle().clone())
-        .build();
-    group.bench_function("server_span_otlp_encoded", |b| {
-        b.iter_custom(|iters| {
-            let mut timed = Duration::ZERO;
-            let mut left = iters;
-            while left > 0 {
-                let round = left.min(ROUND);
-                let spans: Vec<Span> = (0..round).map(|_| server_span(&route, 42)).collect();
-                let started = Instant::now();
-                for span in spans {
-                    batch.collect(black_box(span));
-                }
-                timed += started.elapsed();
-                quiet.block_on(batch.force_flush());
-                left -= round;
-            }
-            timed
-        });
-    });
-    assert_eq!(batch.dropped(), 0, "a round fits in the queue");
-    quiet.block_on(batch.shutdown(Duration::from_secs(30)));
+        assert_eq!(batch.dropped(), 0, "a round fits in the queue");
+        quiet.block_on(batch.shutdown(Duration::from_secs(30)));
+    }
 
     // The export task on its own thread, draining while spans arrive: on two cores, the
     // queue's slots move between the cores' caches.
@@ -228,33 +216,12 @@ fn handoff(c: &mut Criterion) {
         .enable_all()
         .build()
         .expect("runtime");
-    let exported = Discard::default();
-    let batch = BatchExporter::builder(exported.clone())
-        .max_queue_size(SPANS)
-        .build();
-    group.bench_function("spans", |b| {
-        b.iter_batched(
-            || {
-                (0..SPANS)
-                    .map(|_| server_span(&route, 42))
-                    .collect::<Vec<_>>()
-            },
-            |spans| {
-                for span in spans {
-                    batch.collect(span);
-                }
-                runtime.block_on(batch.force_flush())
-            },
-            BatchSize::PerIteration,
-        );
-    });
-    assert_eq!(batch.dropped(), 0, "the queue holds a whole round");
-    let _ = batch.shutdown_blocking(Duration::from_secs(30));
-
-    for (name, encode_in_collect) in [("otlp_spans", false), ("otlp_encoded", true)] {
-        let exporter = OtlpDiscard::new(encode_in_collect);
-        assert_eq!(exporter.span_encoder.is_some(), encode_in_collect);
-        let exported = exporter.exported.clone();
+    let pipelines: [(&str, Box<dyn SpanExporter>); 3] = [
+        ("spans", Box::new(Discard::default())),
+        ("otlp_spans", Box::new(OtlpDiscard::new(false))),
+        ("otlp_encoded", Box::new(OtlpDiscard::new(true))),
+    ];
+    for (name, exporter) in pipelines {
         let batch = BatchExporter::builder(exporter)
             .max_queue_size(SPANS)
             .build();
@@ -275,8 +242,11 @@ fn handoff(c: &mut Criterion) {
             );
         });
         assert_eq!(batch.dropped(), 0, "the queue holds a whole round");
-        let _ = batch.shutdown_blocking(Duration::from_secs(30));
-        assert!(exported.load(Ordering::Relaxed) > 0);
+        let report = batch
+            .shutdown_blocking(Duration::from_secs(30))
+            .expect("outside a runtime");
+        assert_eq!(report.lost, 0);
+        assert!(batch.exported() > 0);
     }
     group.finish();
 }
