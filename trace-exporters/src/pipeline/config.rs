@@ -25,7 +25,9 @@ use serde::{Deserialize, Serialize};
 #[serde(default)]
 pub struct BatchConfig {
     /// Spans the queue holds before new ones are dropped (`OTEL_BSP_MAX_QUEUE_SIZE`, default
-    /// 2,048). At least 1.
+    /// 2,048). At least 1. For an exporter that encodes spans as they end (OTLP protobuf), the
+    /// limit counts the chunks handed to the export task; each thread's chunk being filled holds
+    /// up to 31 spans more (see [`BatchExporter`](crate::BatchExporter)).
     pub max_queue_size: usize,
     /// Spans per export call (`OTEL_BSP_MAX_EXPORT_BATCH_SIZE`, default 512). At least 1, at most
     /// `max_queue_size`.
