@@ -104,9 +104,7 @@ impl Worker {
             match wake {
                 Wake::Control(Some(Control::Flush(reply))) => {
                     let before = (self.delivered, self.given_up);
-                    shared.queue.gather_partial();
-                    let queued = shared.queue.ready_len();
-                    let _ = self.export_queued(queued).await;
+                    self.export_everything_queued().await;
                     let _ = reply.send(FlushReport {
                         exported: self.delivered - before.0,
                         dropped: self.given_up - before.1,
@@ -134,14 +132,20 @@ impl Worker {
                     }
                 }
                 Wake::Tick => {
-                    shared.queue.gather_partial();
-                    let queued = shared.queue.ready_len();
-                    let _ = self.export_queued(queued).await;
+                    self.export_everything_queued().await;
                     next_tick = later(delay);
                 }
             }
             shared.refresh_queue_gauge();
         }
+    }
+
+    /// Exports every span queued now, the threads' partly filled chunks of encoded spans
+    /// included (a flush, a timer tick).
+    async fn export_everything_queued(&mut self) {
+        self.shared.queue.gather_partial();
+        let queued = self.shared.queue.ready_len();
+        let _ = self.export_queued(queued).await;
     }
 
     /// Exports about `spans` ready spans, in batches (encoded spans come in whole chunks, so a
