@@ -28,6 +28,7 @@ use http_body::Body;
 use http_body_util::Full;
 use prometheus_client::registry::Registry;
 use tower::{Layer, Service, service_fn};
+use trace_core::current::WithContext;
 use trace_core::sampler::{AlwaysOff, AlwaysOn};
 use trace_core::{NoopCollector, SpanContext, SpanId, TraceFlags, TraceId};
 use trace_http::{ClientTraceLayer, MetricsLayer, TraceLayer};
@@ -165,6 +166,61 @@ fn bench_two_threads<S, B>(
     });
 }
 
+/// A reference floor for the unsampled cases, not a layer to ship: the least a layer meeting
+/// `TraceLayer`'s unsampled duties can do. It reads `traceparent` alone, strictly (no other
+/// format, no `tracestate`, no debug header, no sampler), puts the context in the request
+/// extensions, and makes it the current context while the inner future is polled. It wraps no
+/// body and reads no clock. Its cost beside `unsampled` shows how much of the layer's cost is
+/// those duties themselves, measured in the same run.
+#[derive(Clone)]
+struct ContextFloor<S>(S);
+
+impl<S, B> Service<Request<Full<Bytes>>> for ContextFloor<S>
+where
+    S: Service<Request<Full<Bytes>>, Response = Response<B>>,
+{
+    type Response = Response<B>;
+    type Error = S::Error;
+    type Future = WithContext<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.0.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: Request<Full<Bytes>>) -> Self::Future {
+        let context = request
+            .headers()
+            .get(&TRACEPARENT)
+            .and_then(|value| strict_traceparent(value.as_bytes()))
+            .unwrap_or_else(|| SpanContext::new_root(TraceFlags::default()));
+        request.extensions_mut().insert(context.clone());
+        WithContext::new(Some(context), self.0.call(request))
+    }
+}
+
+static TRACEPARENT: http::HeaderName = http::HeaderName::from_static("traceparent");
+
+/// A version-00 `traceparent` with flags `00` or `01`, and nothing else.
+fn strict_traceparent(value: &[u8]) -> Option<SpanContext> {
+    let (version, rest) = value.split_at_checked(3)?;
+    let (trace_id, rest) = rest.split_at_checked(32)?;
+    let (dash, rest) = rest.split_at_checked(1)?;
+    let (span_id, rest) = rest.split_at_checked(16)?;
+    let flags = match rest {
+        b"-01" => TraceFlags::SAMPLED,
+        b"-00" => TraceFlags::default(),
+        _ => return None,
+    };
+    if version != b"00-" || dash != b"-" {
+        return None;
+    }
+    Some(SpanContext::new(
+        TraceId::from_hex(trace_id).ok()?,
+        SpanId::from_hex(span_id).ok()?,
+        flags,
+    ))
+}
+
 /// A clone of `request` whose URI shares nothing with the original's.
 fn own_copy(request: &Request<Full<Bytes>>) -> Request<Full<Bytes>> {
     let mut copy = request.clone();
@@ -222,6 +278,22 @@ fn trace_layer(c: &mut Criterion) {
         &mut group,
         "unsampled_parent",
         unsampled.layer(bare()),
+        || unsampled_parent.clone(),
+    );
+    // The floor under the three unsampled cases, on the same requests.
+    bench_case(&mut group, "floor_unsampled", ContextFloor(bare()), || {
+        plain.clone()
+    });
+    bench_case(
+        &mut group,
+        "floor_unsampled_request_with_extensions",
+        ContextFloor(bare()),
+        || routed.clone(),
+    );
+    bench_case(
+        &mut group,
+        "floor_unsampled_parent",
+        ContextFloor(bare()),
         || unsampled_parent.clone(),
     );
 
