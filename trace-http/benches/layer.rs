@@ -12,6 +12,8 @@
 //! Run with `cargo bench -p trace-http --bench layer`. Targets, added over `no_layer`: the
 //! unsampled cases at most 150 ns with no allocation beyond the request's `SpanContext` in the
 //! extensions (`tests/unsampled_allocations.rs` counts them), a sampled request at most 1 µs.
+//! The `floor_*` cases are a reference, not a layer: `traceparent` alone, the context in the
+//! extensions and current, nothing else (see `ContextFloor`), on the unsampled cases' requests.
 
 use std::convert::Infallible;
 use std::future::{Future as _, Ready, ready};
