@@ -529,6 +529,11 @@ const BAD_VALUES: &[(&str, &str, &str)] = &[
     ("OTEL_BSP_MAX_QUEUE_SIZE", "lots", "is not a whole number"),
     ("OTEL_BSP_MAX_QUEUE_SIZE", "0", "must be at least 1"),
     (
+        "OTEL_BSP_MAX_QUEUE_SIZE",
+        "18446744073709551615",
+        "must be at most 1048576",
+    ),
+    (
         "OTEL_BSP_MAX_EXPORT_BATCH_SIZE",
         "1.5",
         "is not a whole number",

@@ -910,13 +910,17 @@ mod spans {
 mod encoded {
     use std::collections::HashSet;
     use std::panic::{AssertUnwindSafe, catch_unwind};
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
     use std::sync::{Arc, Barrier};
     use std::time::{Duration, Instant};
 
     use prometheus_client::registry::Registry;
     use trace_core::{Collector, Span, SpanId};
     use trace_exporters::pipeline::drop_reason;
-    use trace_exporters::{BatchExporter, ExporterMetrics};
+    use trace_exporters::{
+        BatchExporter, EncodedSpans, ExportError, ExportFuture, ExportOutcome, ExporterMetrics,
+        SpanEncodeFn, SpanExporter,
+    };
 
     use super::support::{
         Mode, ScriptedExporter, Step, encoded, eventually, guarded, ids, span, stalled_runtime,
@@ -1301,9 +1305,10 @@ mod encoded {
                 }
             }
         }
-        // Nothing lost but span 5, and nothing dropped.
+        // Nothing lost but span 5, which is counted.
         assert_eq!(batch.queue_len(), 39);
-        assert_eq!(batch.dropped(), 0);
+        assert_eq!(batch.dropped(), 1);
+        assert_eq!(batch.dropped_for(drop_reason::ENCODER_PANICKED), 1);
         let report = guarded(batch.force_flush()).await;
         assert_eq!((report.exported, report.dropped), (39, 0));
         exporter.assert_all_encoded();
@@ -1324,5 +1329,256 @@ mod encoded {
         assert!(exporter.delivered_batch_sizes().iter().all(|&n| n <= 32));
         assert_eq!(batch.exported(), 39);
         assert_eq!(batch.queue_len(), 0);
+    }
+
+    /// Holds one span's encoding until the test opens it: a collect caught in the middle, with
+    /// its part's chunk (and every span already in it) out of the slot.
+    struct Gate {
+        entered: AtomicBool,
+        open: AtomicBool,
+    }
+
+    impl Gate {
+        const fn new() -> Self {
+            Self {
+                entered: AtomicBool::new(false),
+                open: AtomicBool::new(false),
+            }
+        }
+
+        /// In the encoder: note the entry, then wait for the test (10 s guard).
+        fn pass(&self) {
+            self.entered.store(true, Ordering::SeqCst);
+            let guard = Instant::now() + Duration::from_secs(10);
+            while !self.open.load(Ordering::SeqCst) && Instant::now() < guard {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        }
+
+        fn wait_entered(&self) {
+            let guard = Instant::now() + Duration::from_secs(10);
+            while !self.entered.load(Ordering::SeqCst) {
+                assert!(Instant::now() < guard, "the gated span was never encoded");
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        }
+
+        fn open(&self) {
+            self.open.store(true, Ordering::SeqCst);
+        }
+    }
+
+    /// The span the gated encoders hold: `span(GATED)`.
+    const GATED: u64 = 1000;
+
+    static SHUTDOWN_GATE: Gate = Gate::new();
+    static FLUSH_GATE: Gate = Gate::new();
+
+    fn encode_id_holding_at_shutdown_gate(span: &Span, out: &mut Vec<u8>) {
+        if span.span_id.to_u64() == GATED + 1 {
+            SHUTDOWN_GATE.pass();
+        }
+        super::support::encode_id(span, out);
+    }
+
+    fn encode_id_holding_at_flush_gate(span: &Span, out: &mut Vec<u8>) {
+        if span.span_id.to_u64() == GATED + 1 {
+            FLUSH_GATE.pass();
+        }
+        super::support::encode_id(span, out);
+    }
+
+    /// Ten spans, then the gated one, from a thread of their own (which stays inside `collect`
+    /// until the gate opens).
+    fn collect_ten_then_the_gated_span(batch: &Arc<BatchExporter>) -> std::thread::JoinHandle<()> {
+        let collector: Arc<dyn Collector> = batch.clone();
+        std::thread::spawn(move || {
+            for n in 0..10 {
+                collector.collect(span(n));
+            }
+            collector.collect(span(GATED));
+        })
+    }
+
+    /// A collect in progress when the shutdown closes the queue holds its part's chunk (ten
+    /// spans queued earlier, and its own): the shutdown waits for it rather than draining an
+    /// empty slot and leaving the chunk behind, unexported and uncounted.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn shutdown_waits_for_a_collect_in_progress() {
+        let exporter = ScriptedExporter::delivering(Mode::Encoded)
+            .encoding_with(encode_id_holding_at_shutdown_gate);
+        let batch = BatchExporter::builder(exporter.clone())
+            .max_batch_size(32)
+            .scheduled_delay(NEVER)
+            .build();
+        let collecting = collect_ten_then_the_gated_span(&batch);
+        SHUTDOWN_GATE.wait_entered();
+        let shutdown = tokio::spawn({
+            let batch = batch.clone();
+            async move { batch.shutdown(Duration::from_secs(10)).await }
+        });
+        // Once a span is refused as `closed`, the shutdown has begun.
+        let mut probe = 2000;
+        eventually("the shutdown to close the queue", || {
+            probe += 1;
+            batch.collect(span(probe));
+            batch.dropped_for(drop_reason::CLOSED) > 0
+        })
+        .await;
+        SHUTDOWN_GATE.open();
+        let report = guarded(shutdown).await.expect("the shutdown task");
+        collecting.join().expect("collecting thread");
+
+        // Probes collected before the queue closed are queued and delivered like the rest.
+        let probes = probe - 2000;
+        let refused = batch.dropped_for(drop_reason::CLOSED);
+        assert_eq!(batch.dropped(), refused, "only probes refused");
+        let accepted_probes = probes - refused;
+        assert_eq!(
+            (report.exported, report.lost),
+            (11 + accepted_probes, 0),
+            "{report:?}"
+        );
+        assert!(!report.deadline_reached);
+        let mut delivered: Vec<SpanId> = exporter
+            .delivered_ids()
+            .into_iter()
+            .filter(|id| id.to_u64() <= GATED + 1)
+            .collect();
+        delivered.sort();
+        let mut expected = ids(0..10);
+        expected.extend(ids(GATED..GATED + 1));
+        assert_eq!(delivered, expected);
+        assert_eq!(batch.queue_len(), 0);
+    }
+
+    /// A flush exports the spans queued before it, also when a collect that was in progress
+    /// when it was asked for holds their chunk.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_flush_waits_for_a_collect_in_progress() {
+        let exporter = ScriptedExporter::delivering(Mode::Encoded)
+            .encoding_with(encode_id_holding_at_flush_gate);
+        let batch = BatchExporter::builder(exporter.clone())
+            .max_batch_size(32)
+            .scheduled_delay(NEVER)
+            .build();
+        let collecting = collect_ten_then_the_gated_span(&batch);
+        FLUSH_GATE.wait_entered();
+        let flush = tokio::spawn({
+            let batch = batch.clone();
+            async move { batch.force_flush().await }
+        });
+        // Time for the flush to reach the export task and find the part busy (an ordering aid;
+        // were it late, the flush would simply find all eleven spans queued).
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        FLUSH_GATE.open();
+        let report = guarded(flush).await.expect("the flush task");
+        collecting.join().expect("collecting thread");
+
+        assert_eq!((report.exported, report.dropped), (11, 0), "{report:?}");
+        assert_eq!(batch.queue_len(), 0);
+        let mut delivered = exporter.delivered_ids();
+        delivered.sort();
+        let mut expected = ids(0..10);
+        expected.extend(ids(GATED..GATED + 1));
+        assert_eq!(delivered, expected);
+    }
+
+    /// With a queue limit within a chunk of the batch size, ready chunks that are not all whole
+    /// (here the one an encoder's panic left) never add up to a batch of whole chunks: the task
+    /// is woken as soon as the next whole chunk would not fit, not left asleep until its timer
+    /// while chunks are refused.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+    async fn a_partly_filled_chunk_does_not_keep_the_task_asleep() {
+        let exporter =
+            ScriptedExporter::delivering(Mode::Encoded).encoding_with(encode_id_except_span_5);
+        let batch = BatchExporter::builder(exporter.clone())
+            .max_queue_size(100)
+            .max_batch_size(100)
+            .scheduled_delay(NEVER)
+            .build();
+        for n in 0..6 {
+            let _ = catch_unwind(AssertUnwindSafe(|| batch.collect(span(n))));
+        }
+        // Five spans ready, in the chunk span 5 cut short; then whole chunks of 32.
+        for n in 6..1006 {
+            batch.collect(span(n));
+            // Paced, so that the task has time to export between the full batches.
+            if n % 32 == 0 {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        }
+        eventually("a full-batch wake-up", || exporter.attempts() > 0).await;
+        let report = guarded(batch.shutdown(Duration::from_secs(10))).await;
+        assert_eq!(report.lost, 0);
+        // Every span accounted for, exactly once.
+        assert_eq!(batch.exported() + batch.dropped(), 1006);
+        assert_eq!(batch.dropped_for(drop_reason::ENCODER_PANICKED), 1);
+        assert!(
+            batch.exported() > 500,
+            "most spans delivered, not refused while the task slept: {} of 1006",
+            batch.exported()
+        );
+    }
+
+    /// An exporter whose span encoder writes the span id and then `padding` bytes, set by the
+    /// span's name; it counts what it is given.
+    #[derive(Debug, Clone, Default)]
+    struct PaddingExporter {
+        calls: Arc<AtomicU64>,
+    }
+
+    fn encode_id_and_padding(span: &Span, out: &mut Vec<u8>) {
+        out.extend_from_slice(&span.span_id.to_bytes());
+        let padding: usize = span.name.parse().unwrap_or(0);
+        out.resize(out.len() + padding, 0);
+    }
+
+    impl SpanExporter for PaddingExporter {
+        fn kind(&self) -> &'static str {
+            "padding"
+        }
+
+        fn export<'a>(&'a mut self, _batch: &'a [Span]) -> ExportFuture<'a> {
+            Box::pin(async { Err(ExportError::permanent("spans come encoded")) })
+        }
+
+        fn span_encoder(&self) -> Option<SpanEncodeFn> {
+            Some(encode_id_and_padding)
+        }
+
+        fn export_encoded<'a>(&'a mut self, _batch: &'a EncodedSpans) -> ExportFuture<'a> {
+            self.calls.fetch_add(1, Ordering::SeqCst);
+            Box::pin(async { Ok(ExportOutcome::delivered()) })
+        }
+    }
+
+    /// Spans of 22 KiB fill a chunk's 64 KiB after 3: with the default limits, the ready list
+    /// has room for chunks that small up to the queue limit, so a full batch is reached and
+    /// the task woken (the list once held 144 chunks, 432 such spans, short of a batch of 512,
+    /// and refused the rest while the task slept).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+    async fn chunks_of_a_few_large_spans_still_make_a_full_batch() {
+        let exporter = PaddingExporter::default();
+        let batch = BatchExporter::builder(exporter.clone())
+            .scheduled_delay(NEVER)
+            .build();
+        for n in 0..1000 {
+            let mut large = span(n);
+            large.name = (22 * 1024).to_string().into();
+            batch.collect(large);
+        }
+        eventually("a full-batch wake-up", || {
+            exporter.calls.load(Ordering::SeqCst) > 0
+        })
+        .await;
+        assert_eq!(
+            batch.dropped_for(drop_reason::QUEUE_FULL),
+            0,
+            "1,000 spans fit a queue of 2,048"
+        );
+        let report = guarded(batch.shutdown(Duration::from_secs(10))).await;
+        assert_eq!(report.lost, 0);
+        assert_eq!(batch.exported(), 1000);
     }
 }

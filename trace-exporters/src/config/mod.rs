@@ -813,7 +813,8 @@ pub struct BatchSettings {
     /// How long one export may take (`OTEL_BSP_EXPORT_TIMEOUT`). Default 30 s.
     #[serde(rename = "export_timeout_ms", with = "crate::duration_ms")]
     pub export_timeout: Duration,
-    /// Spans held waiting for export; more are dropped (`OTEL_BSP_MAX_QUEUE_SIZE`). Default 2048.
+    /// Spans held waiting for export; more are dropped (`OTEL_BSP_MAX_QUEUE_SIZE`). Default 2048,
+    /// at most [`BatchConfig::MAX_QUEUE_SIZE`](crate::BatchConfig::MAX_QUEUE_SIZE).
     pub max_queue_size: usize,
     /// Spans sent in one batch, at most the queue size (`OTEL_BSP_MAX_EXPORT_BATCH_SIZE`).
     /// Default 512.

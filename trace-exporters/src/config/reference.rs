@@ -110,7 +110,7 @@ static REFERENCE: &[Setting] = &[
         "OTEL_BSP_MAX_QUEUE_SIZE",
         "--bsp-max-queue-size",
         "2048",
-        "Spans held waiting for export; more are dropped and counted.",
+        "Spans held waiting for export (at most 1048576); more are dropped and counted.",
     ),
     setting(
         "OTEL_BSP_MAX_EXPORT_BATCH_SIZE",

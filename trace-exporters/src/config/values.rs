@@ -203,6 +203,13 @@ pub(super) fn check_size(size: usize) -> Result<(), Problem> {
     if size == 0 {
         return Err("must be at least 1".into());
     }
+    if size > crate::BatchConfig::MAX_QUEUE_SIZE {
+        return Err(format!(
+            "must be at most {} (the queue's room is allocated up front)",
+            crate::BatchConfig::MAX_QUEUE_SIZE
+        )
+        .into());
+    }
     Ok(())
 }
 

@@ -7,12 +7,13 @@ use std::time::{Duration, Instant};
 
 use tokio::runtime::Handle;
 use tokio::sync::{Notify, mpsc, oneshot, watch};
+use trace_core::spread::part_of_this_thread;
 use trace_core::{Collector, Span};
 
 use super::config::BatchConfig;
 use super::drop_reason;
 use super::metrics::{BoundMetrics, ExporterMetrics};
-use super::queue::SpanQueue;
+use super::queue::{Collecting, SpanQueue};
 use super::worker::{Control, Worker};
 use crate::export::SpanExporter;
 
@@ -22,11 +23,13 @@ use crate::export::SpanExporter;
 /// (or, when the queue is full, is dropped and counted as
 /// [`queue_full`](drop_reason::QUEUE_FULL)). For an exporter that offers a
 /// [span encoder](SpanExporter::span_encoder) (OTLP over protobuf), `collect` instead encodes the
-/// span at once into a buffer of the calling thread's own (one of a few, each behind a lock that
-/// only threads sharing it take) and frees it there; every 32 spans the buffer joins the queue,
-/// whole, or is dropped whole when the queue is full. The buffers still being filled hold at
-/// most 256 spans beyond the queue's limit; the export task takes them too on its timer, on a
-/// flush and at shutdown. The export task wakes when a full batch is waiting
+/// span at once into a buffer that the calling thread shares with few others (one of 8, taken
+/// and put back with an atomic swap, no lock) and frees it there; every 32 spans the buffer joins
+/// the queue, whole, or is dropped whole when the queue is full. The buffers still being filled
+/// hold at most 248 spans beyond the queue's limit; the export task takes them too on its timer,
+/// on a flush and at shutdown. A span whose encoder panics is counted as
+/// [`encoder_panicked`](drop_reason::ENCODER_PANICKED), and the panic goes on to the code that
+/// ended the span. The export task wakes when a full batch is waiting
 /// or when the [scheduled delay](BatchConfig::scheduled_delay) has passed, sends batches of at most
 /// [`max_batch_size`](BatchConfig::max_batch_size) spans, bounds each call with the
 /// [export timeout](BatchConfig::export_timeout) (a timeout is a retryable failure), retries
@@ -123,6 +126,8 @@ pub(crate) struct Shared {
     pub(crate) kind: &'static str,
     pub(crate) config: BatchConfig,
     pub(crate) queue: SpanQueue,
+    /// Collects in progress, which a flush and a shutdown wait for.
+    pub(crate) collecting: Collecting,
     /// Ready spans that make a full batch ([`SpanQueue::full_batch`]).
     pub(crate) full_batch: usize,
     /// Wakes the export task when a full batch is waiting.
@@ -130,7 +135,8 @@ pub(crate) struct Shared {
     /// Set by the collect that sends a wake-up, cleared by the task when it wakes, so that a
     /// burst sends one wake-up rather than one per span.
     pub(crate) wake_pending: AtomicBool,
-    /// Spans collected from now on are dropped.
+    /// Spans collected from now on are dropped. Set and read sequentially consistent, for
+    /// [`Collecting`]'s handshake.
     pub(crate) closed: AtomicBool,
     /// Set once, by the first shutdown (or drop).
     shutdown_started: AtomicBool,
@@ -193,6 +199,15 @@ impl Shared {
         let lost = self.queue.drain();
         self.count_dropped(reason, lost);
         lost
+    }
+
+    /// Wakes the export task, unless a wake-up is already on its way.
+    fn wake_export_task(&self) {
+        if !self.wake_pending.load(Ordering::Relaxed)
+            && !self.wake_pending.swap(true, Ordering::AcqRel)
+        {
+            self.wake.notify_one();
+        }
     }
 
     /// Publishes the queue length to the gauge.
@@ -315,7 +330,7 @@ impl BatchExporter {
         if self.shared.shutdown_started.swap(true, Ordering::AcqRel) {
             return None;
         }
-        self.shared.closed.store(true, Ordering::Release);
+        self.shared.closed.store(true, Ordering::SeqCst);
         let at = Instant::now().checked_add(deadline);
         // `None` (a deadline too far to represent) means no deadline.
         self.shared.deadline.send_replace(at);
@@ -339,7 +354,11 @@ impl Collector for BatchExporter {
     #[inline]
     fn collect(&self, span: Span) {
         let shared = &*self.shared;
-        if shared.closed.load(Ordering::Relaxed) {
+        let part = part_of_this_thread();
+        // Counted in before `closed` is read (see `Collecting`): a shutdown waits for this collect
+        // or this collect sees the exporter closed.
+        let _in_progress = shared.collecting.enter(part);
+        if shared.closed.load(Ordering::SeqCst) {
             drop(span);
             shared.counters.dropped.fetch_add(1, Ordering::Relaxed);
             shared.counters.closed.fetch_add(1, Ordering::Relaxed);
@@ -348,13 +367,13 @@ impl Collector for BatchExporter {
             }
             return;
         }
-        match shared.queue.push(span) {
+        let lost_if_unwinding = CountEncoderPanic(shared);
+        let pushed = shared.queue.push(part, span);
+        std::mem::forget(lost_if_unwinding);
+        match pushed {
             Ok(ready) => {
-                if ready >= shared.full_batch
-                    && !shared.wake_pending.load(Ordering::Relaxed)
-                    && !shared.wake_pending.swap(true, Ordering::AcqRel)
-                {
-                    shared.wake.notify_one();
+                if ready >= shared.full_batch {
+                    shared.wake_export_task();
                 }
             }
             Err(dropped) => {
@@ -369,17 +388,33 @@ impl Collector for BatchExporter {
                 if let Some(metrics) = &shared.metrics {
                     metrics.queue_full.inc_by(dropped);
                 }
+                // A full queue is worth exporting whatever the count of whole chunks says.
+                shared.wake_export_task();
             }
         }
+    }
+}
+
+/// Counts the span being queued as lost to its encoder's panic when dropped: only when `push`
+/// unwinds, since it is forgotten once `push` returns.
+struct CountEncoderPanic<'a>(&'a Shared);
+
+impl Drop for CountEncoderPanic<'_> {
+    fn drop(&mut self) {
+        self.0.count_dropped(drop_reason::ENCODER_PANICKED, 1);
     }
 }
 
 impl Drop for BatchExporter {
     fn drop(&mut self) {
         if self.shared.shutdown_started.swap(true, Ordering::AcqRel) {
+            // No collect can run any more (this was the last handle): a span a collect queued
+            // after the shutdown had taken everything (one still running at its deadline) is
+            // counted now.
+            self.shared.drain_lost(drop_reason::SHUTDOWN_DEADLINE);
             return;
         }
-        self.shared.closed.store(true, Ordering::Release);
+        self.shared.closed.store(true, Ordering::SeqCst);
         let lost = self.shared.drain_lost(drop_reason::NOT_SHUT_DOWN);
         if lost > 0 {
             eprintln!(
@@ -410,7 +445,8 @@ impl BatchExporterBuilder {
         self
     }
 
-    /// Spans the queue holds before new ones are dropped (default 2,048).
+    /// Spans the queue holds before new ones are dropped (default 2,048; at most
+    /// [`BatchConfig::MAX_QUEUE_SIZE`]).
     pub fn max_queue_size(mut self, spans: usize) -> Self {
         self.config.max_queue_size = spans;
         self
@@ -475,6 +511,7 @@ impl BatchExporterBuilder {
             kind,
             full_batch: queue.full_batch(config.max_batch_size, config.max_queue_size),
             queue,
+            collecting: Collecting::new(),
             config,
             wake: Notify::new(),
             wake_pending: AtomicBool::new(false),

@@ -25,9 +25,11 @@ use serde::{Deserialize, Serialize};
 #[serde(default)]
 pub struct BatchConfig {
     /// Spans the queue holds before new ones are dropped (`OTEL_BSP_MAX_QUEUE_SIZE`, default
-    /// 2,048). At least 1. For an exporter that encodes spans as they end (OTLP protobuf), the
-    /// limit counts the chunks handed to the export task; each thread's chunk being filled holds
-    /// up to 31 spans more (see [`BatchExporter`](crate::BatchExporter)).
+    /// 2,048). At least 1, at most [`MAX_QUEUE_SIZE`](Self::MAX_QUEUE_SIZE) (the queue's room is
+    /// allocated up front). For an exporter that encodes spans as they end (OTLP protobuf), the
+    /// limit counts the chunks handed to the export task; the chunks being filled, one for each
+    /// of 8 groups of threads, hold up to 31 spans more each (see
+    /// [`BatchExporter`](crate::BatchExporter)).
     pub max_queue_size: usize,
     /// Spans per export call (`OTEL_BSP_MAX_EXPORT_BATCH_SIZE`, default 512). At least 1, at most
     /// `max_queue_size`.
@@ -58,6 +60,10 @@ pub struct BatchConfig {
 impl BatchConfig {
     /// Default queue bound.
     pub const DEFAULT_MAX_QUEUE_SIZE: usize = 2048;
+    /// The largest queue bound: larger settings are brought down to it. The queue allocates its
+    /// room when it is made, so a setting of, say, `usize::MAX` from a mistyped environment
+    /// variable must not ask for all of memory.
+    pub const MAX_QUEUE_SIZE: usize = 1 << 20;
     /// Default batch size.
     pub const DEFAULT_MAX_BATCH_SIZE: usize = 512;
     /// Default scheduled delay.
@@ -73,7 +79,7 @@ impl BatchConfig {
 
     /// The settings with out-of-range values brought into range, as the pipeline uses them.
     pub fn normalized(&self) -> Self {
-        let max_queue_size = self.max_queue_size.max(1);
+        let max_queue_size = self.max_queue_size.clamp(1, Self::MAX_QUEUE_SIZE);
         Self {
             max_queue_size,
             max_batch_size: self.max_batch_size.clamp(1, max_queue_size),
@@ -116,5 +122,13 @@ mod tests {
         assert_eq!(config.max_queue_size, 1);
         assert_eq!(config.max_batch_size, 1);
         assert_eq!(config.scheduled_delay, Duration::from_millis(1));
+        let huge = BatchConfig {
+            max_queue_size: usize::MAX,
+            max_batch_size: usize::MAX,
+            ..BatchConfig::default()
+        }
+        .normalized();
+        assert_eq!(huge.max_queue_size, BatchConfig::MAX_QUEUE_SIZE);
+        assert_eq!(huge.max_batch_size, BatchConfig::MAX_QUEUE_SIZE);
     }
 }

@@ -10,9 +10,9 @@
 //!
 //! DESIGN.md has the background task encode every batch. For an exporter that offers a
 //! [span encoder](crate::SpanExporter::span_encoder) (OTLP over protobuf, HTTP or gRPC) the
-//! pipeline departs from that: `collect` encodes the span into a chunk kept per thread (no
-//! lock: one atomic swap out and one back), frees the span on that thread, and hands over whole
-//! chunks; the task only wraps the bytes of a batch's chunks in one request. Measured on the
+//! pipeline departs from that: `collect` encodes the span into a chunk kept per part of the
+//! threads (no lock: one atomic swap out and one back), frees the span on that thread, and hands
+//! over whole chunks; the task only wraps the bytes of a batch's chunks in one request. Measured on the
 //! load benchmark (`bench/`, modes `tracewire` and `tracewire-span-queue`), this is cheaper in
 //! CPU per span than queueing the span and encoding it later: the span is encoded while it is
 //! still in the cache of the core that built it, and its memory is freed by the thread that
@@ -51,4 +51,7 @@ pub mod drop_reason {
     pub const CLOSED: &str = "closed";
     /// Dropped by the exporter after sending, when it named no reason.
     pub const EXPORTER: &str = "exporter";
+    /// The exporter's span encoder panicked on the span (the panic reaches the code that ended
+    /// the span; the spans queued before it are kept).
+    pub const ENCODER_PANICKED: &str = "encoder_panicked";
 }

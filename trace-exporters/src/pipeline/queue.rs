@@ -5,9 +5,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use crossbeam_queue::ArrayQueue;
+use crossbeam_utils::CachePadded;
 use crossbeam_utils::atomic::AtomicCell;
 use trace_core::Span;
-use trace_core::spread::{PARTS, part_of_this_thread};
+use trace_core::spread::PARTS;
 
 use crate::export::{EncodedChunk, EncodedSpans, SpanEncodeFn};
 
@@ -85,11 +86,12 @@ impl SpanQueue {
         }
     }
 
-    /// Queues `span`. `Ok` holds the number of spans ready for the export task when that number
-    /// just grew (zero when the span only joined its thread's chunk); `Err` the number of spans
-    /// dropped because the queue was full.
+    /// Queues `span`, collected on a thread of `part` (see [`trace_core::spread`]). `Ok` holds
+    /// the number of spans ready for the export task when that number just grew (zero when the
+    /// span only joined its part's chunk); `Err` the number of spans dropped because the queue
+    /// was full.
     #[inline]
-    pub(crate) fn push(&self, span: Span) -> Result<usize, u64> {
+    pub(crate) fn push(&self, part: usize, span: Span) -> Result<usize, u64> {
         match self {
             Self::Spans(queue) => match queue.push(span) {
                 Ok(()) => Ok(queue.len()),
@@ -98,7 +100,7 @@ impl SpanQueue {
                     Err(1)
                 }
             },
-            Self::Encoded(queue) => queue.push(span),
+            Self::Encoded(queue) => queue.push(part, span),
         }
     }
 
@@ -120,16 +122,21 @@ impl SpanQueue {
         }
     }
 
-    /// The ready spans that make a full batch, worth waking the export task for:
-    /// `max_batch_size`, or for encoded spans the most whole chunks that fit both a batch and the
-    /// queue limit (with chunks of 32, a limit of 100 holds at most 96 ready spans, and a batch
-    /// of at most 50 spans holds one chunk).
+    /// The ready spans worth waking the export task for: `max_batch_size`, or for encoded spans
+    /// the most whole chunks that fit both a batch and the queue limit (with chunks of 32, a
+    /// limit of 100 holds at most 96 ready spans, and a batch of at most 50 spans holds one
+    /// chunk), and fewer once the next whole chunk would not fit the queue. Ready chunks are not
+    /// all whole (a thread hands over a partly filled chunk it displaced, a timer tick gathers
+    /// partly filled ones), so whole chunks alone may never add up to a full batch: waking
+    /// before the queue refuses a chunk keeps the task from sleeping while chunks are dropped.
     pub(crate) fn full_batch(&self, max_batch_size: usize, max_queue_size: usize) -> usize {
         match self {
             Self::Spans(_) => max_batch_size,
             Self::Encoded(queue) => {
                 let chunk = queue.chunk_spans;
-                (max_batch_size.min(max_queue_size) / chunk * chunk).max(chunk)
+                let whole_chunks = (max_batch_size.min(max_queue_size) / chunk * chunk).max(chunk);
+                let before_refusal = max_queue_size.saturating_sub(chunk).saturating_add(1);
+                whole_chunks.min(before_refusal)
             }
         }
     }
@@ -195,12 +202,14 @@ impl SpanQueue {
 ///
 /// The queue limit applies to the chunks handed over: a chunk that would take the ready spans
 /// past `max_queue_size` is dropped whole and counted. The chunks still being filled hold at most
-/// `PARTS` × ([`CHUNK_SPANS`] − 1) spans more.
+/// `PARTS` × ([`CHUNK_SPANS`] − 1) spans more, and each collect in progress one chunk of its own
+/// at most.
 pub(crate) struct EncodedQueue {
     encode: SpanEncodeFn,
     parts: [Part; PARTS],
     /// Chunks handed over, oldest first. Bounded in chunks as well as (by `ready_spans`) in
-    /// spans, so that handing over never allocates.
+    /// spans, so that handing over never allocates; a chunk holds at least one span, so the
+    /// chunk bound never refuses a chunk the span bound admits.
     ready: ArrayQueue<Box<EncodedChunk>>,
     /// Spans in `ready` and in `held_over`.
     ready_spans: AtomicUsize,
@@ -232,9 +241,10 @@ impl EncodedQueue {
                 slot: AtomicCell::new(None),
                 spans: AtomicUsize::new(0),
             }),
-            // Chunks are handed over full but for the few a thread displaces from its part's
-            // slot: twice the full chunks the limit allows, plus two per part, is room to spare.
-            ready: ArrayQueue::new(2 * max_queue_size.div_ceil(chunk_spans) + 2 * PARTS),
+            // One slot per span the limit admits (chunks are mostly full, but a run of huge
+            // spans or of displaced chunks makes chunks of a span or two), plus room for the
+            // parts' chunks a gather adds past the limit.
+            ready: ArrayQueue::new(max_queue_size.saturating_add(2 * PARTS)),
             ready_spans: AtomicUsize::new(0),
             held_over: Mutex::new(VecDeque::with_capacity(PARTS + 1)),
             spare: ArrayQueue::new(MAX_SPARE_BUFFERS),
@@ -244,8 +254,8 @@ impl EncodedQueue {
     }
 
     #[inline]
-    fn push(&self, span: Span) -> Result<usize, u64> {
-        let part = &self.parts[part_of_this_thread()];
+    fn push(&self, part: usize, span: Span) -> Result<usize, u64> {
+        let part = &self.parts[part % PARTS];
         let chunk = part.slot.take().unwrap_or_else(|| self.spare_chunk());
         let mut encoding = Encoding {
             queue: self,
@@ -283,11 +293,23 @@ impl EncodedQueue {
     /// Adds a chunk to the ready list, or drops it when that would pass the queue limit.
     fn hand_over(&self, chunk: Box<EncodedChunk>) -> Result<usize, u64> {
         let spans = chunk.spans;
-        let before = self.ready_spans.fetch_add(spans, Ordering::AcqRel);
-        if before + spans > self.max_queue_size {
-            self.ready_spans.fetch_sub(spans, Ordering::AcqRel);
-            self.recycle(chunk);
-            return Err(spans as u64);
+        // Reserved only when it fits, so that a chunk is never refused for room another chunk
+        // held for a moment and gave back.
+        let mut before = self.ready_spans.load(Ordering::Acquire);
+        loop {
+            if before.saturating_add(spans) > self.max_queue_size {
+                self.recycle(chunk);
+                return Err(spans as u64);
+            }
+            match self.ready_spans.compare_exchange_weak(
+                before,
+                before + spans,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => break,
+                Err(now) => before = now,
+            }
         }
         match self.ready.push(chunk) {
             Ok(()) => Ok(before + spans),
@@ -393,6 +415,51 @@ impl EncodedQueue {
     }
 }
 
+/// Collects in progress, counted per part (each count on a cache line of its own, moved only by
+/// that part's threads), so that a shutdown can wait for the collects that began before it
+/// closed the queue, and a flush for those that were running when it was called.
+///
+/// A collect counts itself in, then checks whether the exporter is closed (both sequentially
+/// consistent, as the closing store and the waiting loads are): so once a shutdown, having
+/// closed, sees a part's count at zero, every collect on that part either finished queueing or
+/// will see the exporter closed and queue nothing.
+pub(crate) struct Collecting([CachePadded<AtomicUsize>; PARTS]);
+
+impl Collecting {
+    pub(crate) fn new() -> Self {
+        Self(std::array::from_fn(|_| {
+            CachePadded::new(AtomicUsize::new(0))
+        }))
+    }
+
+    /// Counts a collect on `part` in until the guard is dropped.
+    #[inline]
+    pub(crate) fn enter(&self, part: usize) -> CollectInProgress<'_> {
+        let count = &self.0[part % PARTS];
+        count.fetch_add(1, Ordering::SeqCst);
+        CollectInProgress(count)
+    }
+
+    /// Notes in `seen` each part seen with no collect in progress; whether every part has been.
+    pub(crate) fn seen_idle(&self, seen: &mut [bool; PARTS]) -> bool {
+        for (count, seen) in self.0.iter().zip(seen.iter_mut()) {
+            *seen = *seen || count.load(Ordering::SeqCst) == 0;
+        }
+        seen.iter().all(|seen| *seen)
+    }
+}
+
+/// One collect in progress, counted out when dropped (also when unwinding from a panicking
+/// span encoder).
+pub(crate) struct CollectInProgress<'a>(&'a AtomicUsize);
+
+impl Drop for CollectInProgress<'_> {
+    #[inline]
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Release);
+    }
+}
+
 /// A chunk being written to. Should the encoder panic part way through a span (the encoders
 /// this crate ships do not; an exporter's own might), dropping this cuts the chunk back to its
 /// last whole span and queues it for the export task, so a chunk only ever holds whole spans and
@@ -442,9 +509,15 @@ mod tests {
             SpanQueue::new(queue, batch, Some(encode)).full_batch(batch, queue)
         };
         assert_eq!(encoded(2048, 512), 512);
-        assert_eq!(encoded(100, 100), 96);
+        assert_eq!(
+            encoded(100, 100),
+            69,
+            "96 in whole chunks, but from 69 on the next whole chunk would be refused"
+        );
+        assert_eq!(encoded(4096, 100), 96, "whole chunks within the batch");
         assert_eq!(encoded(2048, 50), 32);
         assert_eq!(encoded(10, 5), 5, "chunks of a whole small batch");
+        assert_eq!(encoded(1, 1), 1);
         assert_eq!(SpanQueue::new(100, 100, None).full_batch(100, 100), 100);
     }
 }

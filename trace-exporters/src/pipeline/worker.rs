@@ -8,6 +8,7 @@ use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, oneshot, watch};
+use trace_core::spread::PARTS;
 
 use super::batch::{FlushReport, Shared, ShutdownReport};
 use super::drop_reason;
@@ -104,6 +105,9 @@ impl Worker {
             match wake {
                 Wake::Control(Some(Control::Flush(reply))) => {
                     let before = (self.delivered, self.given_up);
+                    // Collects running when the flush was asked for finish queueing first.
+                    let until = later(shared.config.export_timeout);
+                    let _ = Self::collects_finished(&shared, Some(until)).await;
                     self.export_everything_queued().await;
                     let _ = reply.send(FlushReport {
                         exported: self.delivered - before.0,
@@ -138,6 +142,27 @@ impl Worker {
             }
             shared.refresh_queue_gauge();
         }
+    }
+
+    /// Waits until every collect in progress now has finished (each part seen with none in
+    /// progress once), or until `until`; whether they all finished. Collects take a moment, so
+    /// this rarely waits; a thread descheduled in the middle of one is waited for with a pause
+    /// between looks.
+    async fn collects_finished(shared: &Shared, until: Option<Instant>) -> bool {
+        let mut seen_idle = [false; PARTS];
+        let mut looks = 0_u32;
+        while !shared.collecting.seen_idle(&mut seen_idle) {
+            if until.is_some_and(|until| Instant::now() >= until) {
+                return false;
+            }
+            if looks < 64 {
+                tokio::task::yield_now().await;
+            } else {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+            looks += 1;
+        }
+        true
     }
 
     /// Exports every span queued now, the threads' partly filled chunks of encoded spans
@@ -280,6 +305,10 @@ impl Worker {
                 .borrow()
                 .is_some_and(|deadline| Instant::now() >= deadline)
         };
+        // The queue is closed: once the collects that began before it was have finished, nothing
+        // more joins it.
+        let deadline = *self.deadline.borrow();
+        let collects_finished = Self::collects_finished(&self.shared, deadline).await;
         self.shared.queue.gather_partial();
         while self.shared.queue.ready_len() > 0 && !deadline_passed(&self.deadline) {
             let batch_size = self.shared.config.max_batch_size;
@@ -287,11 +316,11 @@ impl Worker {
                 break;
             }
         }
-        let late = self.shared.queue.len() as u64;
-        let mut deadline_reached = late > 0 || self.cut_by_deadline;
-        // Still queued: spans the deadline left no time for, or collected in a race with `closed`.
+        // Still queued: spans the deadline left no time for. (A collect still running at the
+        // deadline queues after this; the handle counts that when it is dropped.)
         let left = self.shared.drain_lost(drop_reason::SHUTDOWN_DEADLINE);
         self.given_up += left;
+        let mut deadline_reached = left > 0 || self.cut_by_deadline || !collects_finished;
         let remaining = match *self.deadline.borrow() {
             Some(deadline) => deadline.saturating_duration_since(Instant::now()),
             None => self.shared.config.export_timeout,
@@ -323,7 +352,7 @@ impl Drop for Worker {
         if self.finished {
             return;
         }
-        self.shared.closed.store(true, Ordering::Release);
+        self.shared.closed.store(true, Ordering::SeqCst);
         let in_flight = self.batch.len() as u64;
         self.shared.queue.recycle(&mut self.batch);
         self.shared
