@@ -10,6 +10,7 @@ use std::fmt::Display;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
+use http::HeaderMap;
 use http_body::{Body, Frame, SizeHint};
 use pin_project_lite::pin_project;
 
@@ -69,6 +70,9 @@ pin_project! {
         inner: B,
         observer: Option<O>,
         bytes: u64,
+        // The length the response's `Content-Length` announced, for a body that does not know
+        // its own size; `NO_LENGTH` otherwise.
+        announced: u64,
     }
 
     impl<B, O> PinnedDrop for ResponseBody<B, O>
@@ -78,7 +82,14 @@ pin_project! {
         fn drop(this: Pin<&mut Self>) {
             let this = this.project();
             if let Some(observer) = this.observer.take() {
-                observer.on_end(BodyEnd::Dropped, *this.bytes);
+                // hyper stops reading a body once it has sent the length `Content-Length`
+                // announced, and drops it without waiting for its end: that body is complete.
+                let end = if *this.announced == *this.bytes {
+                    BodyEnd::Complete
+                } else {
+                    BodyEnd::Dropped
+                };
+                observer.on_end(end, *this.bytes);
             }
         }
     }
@@ -92,10 +103,33 @@ impl<B, O: BodyObserver> ResponseBody<B, O> {
     where
         B: Body,
     {
+        Self::announced(inner, observer, NO_LENGTH)
+    }
+
+    /// Wraps the body of a response with these `headers`: a body that does not know its own size
+    /// and is dropped once it has sent the `Content-Length` they announce ended complete.
+    pub(crate) fn of_response(inner: B, observer: Option<O>, headers: &HeaderMap) -> Self
+    where
+        B: Body,
+    {
+        // Only asked when it can matter: a body that knows its size ends by itself when sent.
+        let announced = if observer.is_some() && inner.size_hint().exact().is_none() {
+            crate::metrics::content_length(headers).unwrap_or(NO_LENGTH)
+        } else {
+            NO_LENGTH
+        };
+        Self::announced(inner, observer, announced)
+    }
+
+    fn announced(inner: B, observer: Option<O>, announced: u64) -> Self
+    where
+        B: Body,
+    {
         let mut body = Self {
             inner,
             observer,
             bytes: 0,
+            announced,
         };
         // An empty body may never be polled (hyper sees `is_end_stream` and drops it): its
         // response is complete as soon as the head is.
@@ -162,6 +196,9 @@ where
         self.inner.size_hint()
     }
 }
+
+/// No `Content-Length` to go by: no body sends this many bytes.
+const NO_LENGTH: u64 = u64::MAX;
 
 fn finish<O: BodyObserver>(observer: &mut Option<O>, end: BodyEnd<'_>, bytes: u64) {
     if let Some(observer) = observer.take() {

@@ -81,10 +81,19 @@ fn slow_body(count: usize) -> Body {
     Body::new(ChannelBody(receiver))
 }
 
+/// [`slow_body`] with the `Content-Length` of its `count` chunks set by the handler: hyper sends
+/// that many bytes and then drops the body, without polling it for its end.
+fn announced(count: usize) -> impl axum::response::IntoResponse {
+    let length = (count * CHUNK.len()).to_string();
+    ([(http::header::CONTENT_LENGTH, length)], slow_body(count))
+}
+
 fn streaming_app(layer: TraceLayer) -> Router {
     Router::new()
         .route("/three", get(|| async { slow_body(3) }))
         .route("/long", get(|| async { slow_body(20) }))
+        .route("/announced", get(|| async { announced(3) }))
+        .route("/announced-long", get(|| async { announced(20) }))
         .route("/empty", get(|| async { StatusCode::NO_CONTENT }))
         .route("/failing", get(|| async { Body::new(FailingBody(false)) }))
         .route(
@@ -214,6 +223,73 @@ async fn client_leaving_mid_body_marks_the_span_aborted_http1() {
 #[tokio::test]
 async fn client_leaving_mid_body_marks_the_span_aborted_http2() {
     assert_disconnect_mid_body_marks_the_span_aborted(support::client_http2()).await;
+}
+
+async fn assert_an_announced_body_sent_whole_is_complete(client: support::HttpClient) {
+    let collector = support::collector();
+    let addr = support::serve(streaming_app(TraceLayer::new(collector.clone()))).await;
+    let response = tokio::time::timeout(
+        support::REQUEST_TIMEOUT,
+        client.request(support::request(Method::GET, addr, "/announced", &[])),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    let mut body = response.into_body();
+    let mut received = 0;
+    while let Some(chunk) = next_chunk(&mut body).await {
+        received += chunk.len();
+    }
+    assert_eq!(received, 3 * CHUNK.len());
+
+    let span = support::wait_for_one_span(&collector).await;
+    assert_eq!(
+        attr_bool(&span, "tracewire.response.aborted"),
+        None,
+        "{span:#?}"
+    );
+    assert_eq!(
+        attr_i64(&span, "http.response.body.size"),
+        Some(3 * CHUNK.len() as i64)
+    );
+    assert_eq!(span.status, Status::Unset);
+}
+
+#[tokio::test]
+async fn a_streamed_body_sent_whole_with_its_content_length_is_complete_http1() {
+    assert_an_announced_body_sent_whole_is_complete(support::client()).await;
+}
+
+#[tokio::test]
+async fn a_streamed_body_sent_whole_with_its_content_length_is_complete_http2() {
+    assert_an_announced_body_sent_whole_is_complete(support::client_http2()).await;
+}
+
+/// The `Content-Length` only tells a whole body from a cut one: a client leaving part way through
+/// an announced body still marks the span aborted.
+#[tokio::test]
+async fn client_leaving_an_announced_body_part_way_marks_the_span_aborted() {
+    let collector = support::collector();
+    let addr = support::serve(streaming_app(TraceLayer::new(collector.clone()))).await;
+    let client = support::client();
+    let response = tokio::time::timeout(
+        support::REQUEST_TIMEOUT,
+        client.request(support::request(Method::GET, addr, "/announced-long", &[])),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    let mut body = response.into_body();
+    next_chunk(&mut body).await.expect("first chunk");
+    drop(body);
+    drop(client);
+
+    let span = support::wait_for_one_span(&collector).await;
+    assert_eq!(
+        attr_bool(&span, "tracewire.response.aborted"),
+        Some(true),
+        "{span:#?}"
+    );
 }
 
 #[tokio::test]

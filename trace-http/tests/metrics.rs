@@ -551,6 +551,31 @@ async fn the_client_layer_records_durations_by_server_address() {
     );
 }
 
+/// An IPv6 server is labelled with its bare address, as servers label themselves.
+#[tokio::test]
+async fn the_client_layer_labels_an_ipv6_server_without_brackets() {
+    let mut registry = Registry::default();
+    let client = ServiceBuilder::new()
+        .layer(ClientMetricsLayer::new(&mut registry))
+        .service(tower::service_fn(|_request: Request<Full<Bytes>>| {
+            std::future::ready(Ok::<_, Infallible>(http::Response::new(Full::new(
+                Bytes::new(),
+            ))))
+        }));
+    let request = Request::get("http://[::1]:9000/x")
+        .body(Full::new(Bytes::new()))
+        .expect("request");
+    let response = client.oneshot(request).await.expect("response");
+    response.into_body().collect().await.expect("body");
+    let registry = Arc::new(registry);
+    let samples = exposition(&registry).await;
+    assert_eq!(
+        sample_value(&samples, CLIENT_COUNT, &[("server_address", "::1")]),
+        Some(1.0),
+        "{samples:#?}"
+    );
+}
+
 #[derive(Clone)]
 struct Downstream {
     client: trace_http::metrics::ClientMetricsService<support::HttpClient>,
@@ -883,4 +908,163 @@ async fn the_series_cap_sends_further_label_sets_to_one_counted_overflow_series(
         overflowed >= 2.0 * counted,
         "duration and response size: {text}"
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Requests that end without a response
+// ---------------------------------------------------------------------------------------------
+
+/// The samples of `registry` as a scrape would read them.
+fn samples_in(registry: &Registry) -> Vec<Sample> {
+    let mut text = String::new();
+    prometheus_client::encoding::text::encode(&mut text, registry).expect("encodes");
+    support::parse_exposition(&text)
+}
+
+/// The duration observations labelled `error_type=error`, and the in-flight gauge.
+fn counted_as(samples: &[Sample], error: &str) -> (f64, f64) {
+    let count = samples_of(samples, DURATION_COUNT, &[("error_type", error)])
+        .iter()
+        .map(|s| s.value)
+        .sum();
+    let active = sample_value(samples, ACTIVE, &[("http_request_method", "GET")]).unwrap_or(0.0);
+    (count, active)
+}
+
+/// Polls a request once through `service` (its response never comes) and drops it, as when the
+/// client goes away or a timeout layer gives up.
+fn cancel_after_one_poll<S>(mut service: S)
+where
+    S: tower::Service<Request<Full<Bytes>>>,
+{
+    let request = Request::get("/slow")
+        .body(Full::new(Bytes::new()))
+        .expect("request");
+    let mut cx = Context::from_waker(std::task::Waker::noop());
+    let mut future = std::pin::pin!(service.call(request));
+    assert!(future.as_mut().poll(&mut cx).is_pending());
+}
+
+fn never_answers() -> impl tower::Service<
+    Request<Full<Bytes>>,
+    Response = http::Response<Full<Bytes>>,
+    Error = Infallible,
+    Future = impl Future<Output = Result<http::Response<Full<Bytes>>, Infallible>>,
+> {
+    tower::service_fn(|_request: Request<Full<Bytes>>| {
+        std::future::pending::<Result<http::Response<Full<Bytes>>, Infallible>>()
+    })
+}
+
+/// A request given up before its response was ready still counts its time, as `aborted`: the
+/// slowest requests (those a client or a timeout gave up on) stay in the histogram.
+#[test]
+fn a_request_cancelled_before_its_response_is_counted_as_aborted() {
+    use tower::Layer as _;
+
+    let mut registry = Registry::default();
+    cancel_after_one_poll(MetricsLayer::new(&mut registry).layer(never_answers()));
+    let samples = samples_in(&registry);
+    assert_eq!(counted_as(&samples, "aborted"), (1.0, 0.0));
+    assert_eq!(
+        samples_of(&samples, DURATION_COUNT, &[]).len(),
+        1,
+        "one observation, with no status: {samples:#?}"
+    );
+
+    let mut registry = Registry::default();
+    let collector = support::collector();
+    let layer = TraceLayer::new(collector.clone()).metrics(MetricsLayer::new(&mut registry));
+    cancel_after_one_poll(layer.layer(never_answers()));
+    assert_eq!(counted_as(&samples_in(&registry), "aborted"), (1.0, 0.0));
+    assert_eq!(collector.spans().len(), 1, "the span is recorded too");
+}
+
+/// A handler that panics under a panic-catching layer outside: the client gets the catcher's
+/// 500, and the metrics say `panic` (the future is dropped after the panic was caught, when
+/// nothing else tells a panic from a cancellation).
+#[tokio::test]
+async fn a_handler_panic_caught_outside_is_counted_as_panic() {
+    let panics = || {
+        tower::service_fn(|_request: Request<Full<Bytes>>| async {
+            if true {
+                panic!("handler bug");
+            }
+            Ok::<_, Infallible>(http::Response::new(Full::new(Bytes::new())))
+        })
+    };
+    let request = || {
+        Request::get("/boom")
+            .body(Full::new(Bytes::new()))
+            .expect("request")
+    };
+
+    let mut registry = Registry::default();
+    let standalone = ServiceBuilder::new()
+        .layer(tower_http::catch_panic::CatchPanicLayer::new())
+        .layer(MetricsLayer::new(&mut registry))
+        .service(panics());
+    let response = standalone.oneshot(request()).await.expect("caught");
+    assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(counted_as(&samples_in(&registry), "panic"), (1.0, 0.0));
+
+    let mut registry = Registry::default();
+    let collector = support::collector();
+    let combined = ServiceBuilder::new()
+        .layer(tower_http::catch_panic::CatchPanicLayer::new())
+        .layer(TraceLayer::new(collector.clone()).metrics(MetricsLayer::new(&mut registry)))
+        .service(panics());
+    let response = combined.oneshot(request()).await.expect("caught");
+    assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(counted_as(&samples_in(&registry), "panic"), (1.0, 0.0));
+    let spans = collector.spans();
+    assert_eq!(spans.len(), 1);
+    assert_eq!(support::attr_str(&spans[0], "error.type"), Some("panic"));
+}
+
+/// A request past the series cap counts once in the overflow counter, also when its duration
+/// ends at the head and its body sizes are recorded later (a second lookup of its label set);
+/// the help text says where the duration ends.
+#[tokio::test]
+async fn an_overflowing_request_counts_once_wherever_its_duration_ends() {
+    use tower::Layer as _;
+
+    for (end, help) in [
+        (DurationEnd::BodyEnd, "until the response body ended"),
+        (DurationEnd::Headers, "until the response head was ready"),
+    ] {
+        let mut registry = Registry::default();
+        let layer = MetricsBuilder::new()
+            .max_series_per_metric(1)
+            .duration_end(end)
+            .server(&mut registry);
+        for status in [StatusCode::OK, StatusCode::CREATED] {
+            let service = layer.layer(tower::service_fn(move |_request: Request<Full<Bytes>>| {
+                let mut response = http::Response::new(Full::new(Bytes::from_static(b"hi")));
+                *response.status_mut() = status;
+                std::future::ready(Ok::<_, Infallible>(response))
+            }));
+            let request = Request::get("/")
+                .body(Full::new(Bytes::new()))
+                .expect("request");
+            let response = service.oneshot(request).await.expect("response");
+            response.into_body().collect().await.expect("body");
+        }
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &registry).expect("encodes");
+        let samples = support::parse_exposition(&text);
+        assert_eq!(
+            sample_value(&samples, "tracewire_http_server_series_overflow_total", &[]),
+            Some(1.0),
+            "{end:?}: {text}"
+        );
+        let help_line = text
+            .lines()
+            .find(|line| line.starts_with("# HELP http_server_request_duration_seconds "))
+            .expect("help line");
+        assert!(
+            help_line.trim_end_matches('.').ends_with(help),
+            "{end:?}: {help_line}"
+        );
+    }
 }

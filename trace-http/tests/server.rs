@@ -126,6 +126,45 @@ async fn server_span_carries_the_http_semantic_convention_attributes() {
     assert_eq!(attr_str(&span, "client.address"), None);
 }
 
+/// Without a `Host` header (HTTP/1.0) the server address comes from an absolute-form request
+/// target, whose `user:password@` a peer may have filled: never recorded.
+#[tokio::test]
+async fn server_address_from_the_request_target_leaves_out_its_credentials() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let collector = support::collector();
+    let addr = traced(users_app(), TraceLayer::new(collector.clone())).await;
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream
+        .write_all(b"GET http://alice:s3cret@example.com:8080/users/7 HTTP/1.0\r\n\r\n")
+        .await
+        .unwrap();
+    let mut reply = Vec::new();
+    tokio::time::timeout(support::REQUEST_TIMEOUT, stream.read_to_end(&mut reply))
+        .await
+        .expect("reply in time")
+        .expect("reply");
+    let reply = String::from_utf8_lossy(&reply);
+    assert!(
+        reply
+            .lines()
+            .next()
+            .is_some_and(|status| status.contains(" 200 ")),
+        "{reply}"
+    );
+
+    let span = support::wait_for_one_span(&collector).await;
+    assert_eq!(attr_str(&span, "server.address"), Some("example.com"));
+    assert_eq!(attr_i64(&span, "server.port"), Some(8080));
+    assert!(
+        span.attributes
+            .iter()
+            .all(|kv| !kv.value.to_string().contains("s3cret")),
+        "{:?}",
+        span.attributes
+    );
+}
+
 #[tokio::test]
 async fn request_body_size_is_recorded_from_content_length() {
     let collector = support::collector();

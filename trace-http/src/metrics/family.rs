@@ -23,6 +23,12 @@ pub(crate) enum ErrorType {
     Other,
     /// The response body failed while being sent.
     ResponseBody,
+    /// The request was given up before its response was ready: the client went away, or a
+    /// timeout layer outside cancelled it.
+    Aborted,
+    /// The inner service panicked while producing the response (a panic-catching layer outside
+    /// answered instead).
+    Panic,
 }
 
 /// A label value kept for the life of the program, held by one thin reference to its text (an
@@ -99,6 +105,8 @@ fn encode_status_and_error(
         (Some(ErrorType::ResponseBody), _) => {
             ("error_type", "response_body").encode(encoder.encode_label())
         }
+        (Some(ErrorType::Aborted), _) => ("error_type", "aborted").encode(encoder.encode_label()),
+        (Some(ErrorType::Panic), _) => ("error_type", "panic").encode(encoder.encode_label()),
     }
 }
 
@@ -246,8 +254,16 @@ impl<S: SeriesLabels, V> SeriesCache<S, V> {
         }
     }
 
-    /// Runs `f` on the handles for `labels` (or the overflow label set's).
+    /// Runs `f` on the handles for `labels` (or the overflow label set's, counting one
+    /// observation past the cap).
     pub fn with(&self, labels: &S, f: impl FnOnce(&V)) {
+        self.with_counted(labels, true, f);
+    }
+
+    /// [`with`](Self::with), counting an overflow only when `count_overflow` is set: a second
+    /// lookup for the same request's observation (its body sizes, after its duration) does not
+    /// count it twice.
+    pub(crate) fn with_counted(&self, labels: &S, count_overflow: bool, f: impl FnOnce(&V)) {
         let key = labels.key();
         let series = self.series.load();
         if let Some(found) = series.get(&key) {
@@ -258,16 +274,18 @@ impl<S: SeriesLabels, V> SeriesCache<S, V> {
         if series.len() >= self.max_series
             && let Some(overflow) = series.get(&S::overflow().key())
         {
-            self.overflowed.inc();
+            if count_overflow {
+                self.overflowed.inc();
+            }
             return f(overflow);
         }
         drop(series);
-        f(&self.insert(labels, key));
+        f(&self.insert(labels, key, count_overflow));
     }
 
     /// Adds `labels` (or, past the cap, the overflow label set) and returns its handles.
     #[cold]
-    fn insert(&self, labels: &S, key: S::Key) -> Arc<V> {
+    fn insert(&self, labels: &S, key: S::Key, count_overflow: bool) -> Arc<V> {
         let _inserting = self
             .inserting
             .lock()
@@ -277,7 +295,9 @@ impl<S: SeriesLabels, V> SeriesCache<S, V> {
             return found.clone();
         }
         let (key, labels) = if current.len() >= self.max_series {
-            self.overflowed.inc();
+            if count_overflow {
+                self.overflowed.inc();
+            }
             let overflow = S::overflow();
             (overflow.key(), overflow)
         } else {

@@ -218,9 +218,17 @@ impl MetricsBuilder {
         let request_size = Family::new_with_constructor(size_histogram as fn() -> _);
         let response_size = Family::new_with_constructor(size_histogram as fn() -> _);
         let active = Family::<MethodLabel, InFlightGauge>::default();
+        let help = match self.duration_end {
+            DurationEnd::BodyEnd => {
+                "Duration of HTTP server requests, until the response body ended"
+            }
+            DurationEnd::Headers => {
+                "Duration of HTTP server requests, until the response head was ready"
+            }
+        };
         registry.register_with_unit(
             "http_server_request_duration",
-            "Duration of HTTP server requests, until the response body ended",
+            help,
             Unit::Seconds,
             duration.clone(),
         );

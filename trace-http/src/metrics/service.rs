@@ -105,9 +105,11 @@ where
 
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
         let (method, _) = semconv::method_name(request.method());
+        // The bare address, as the server side labels it (`::1`, not the URI's `[::1]`).
         let server_address = request
             .uri()
             .host()
+            .map(|host| host.trim_start_matches('[').trim_end_matches(']'))
             .map(|host| self.metrics.addresses.get(host));
         let exemplar = match request.extensions().get::<SpanContext>() {
             Some(context) => TraceExemplar::of(context),
@@ -227,6 +229,12 @@ impl MetricsObserver {
         }
     }
 
+    /// The inner service panicked while polled (its future is dropped later, by whoever caught
+    /// the panic): the duration recorded then says so.
+    pub(crate) fn on_panic(&mut self) {
+        self.error = Some(ErrorType::Panic);
+    }
+
     /// The inner service failed: no response, nothing more to wait for.
     pub(crate) fn on_error(mut self) {
         self.error = Some(ErrorType::Other);
@@ -263,7 +271,8 @@ impl MetricsObserver {
                 } else {
                     None
                 };
-                metrics.series.with(labels, |series| {
+                // Overflow is counted once a request: with the lookup that records its duration.
+                metrics.series.with_counted(labels, duration, |series| {
                     if duration {
                         series.duration.observe(seconds, exemplar, now);
                     }
@@ -294,6 +303,13 @@ impl MetricsObserver {
 
 impl Drop for MetricsObserver {
     fn drop(&mut self) {
+        // Dropped before any end was observed: the request was cancelled before its response
+        // was ready (or its handler panicked). Its time still counts, or the slowest requests
+        // (those a client or a timeout gave up on) would vanish from the histogram.
+        if !self.duration_recorded {
+            self.error.get_or_insert(ErrorType::Aborted);
+            self.record(true, None, monotonic());
+        }
         if let Target::Server {
             metrics,
             labels,
@@ -317,6 +333,21 @@ impl Observe for MetricsObserver {
     }
 }
 
+/// Notes on the observer that the inner future panicked, when dropped while unwinding from its
+/// poll: the observer itself is dropped later, by whoever caught the panic, when nothing says
+/// any more that there was one.
+struct MarkPanic<'a>(&'a mut Option<MetricsObserver>);
+
+impl Drop for MarkPanic<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking()
+            && let Some(observer) = self.0.as_mut()
+        {
+            observer.on_panic();
+        }
+    }
+}
+
 pin_project! {
     /// The response future of [`MetricsService`] and [`ClientMetricsService`].
     pub struct MetricsFuture<F> {
@@ -336,9 +367,13 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
+        let polled = {
+            let _marks_a_panic = MarkPanic(this.observer);
+            this.inner.poll(cx)
+        };
         // Taken apart where it lies: the response head is moved once, into the output (each
         // move is a copy of the whole head).
-        let (head, body) = match ready!(this.inner.poll(cx)) {
+        let (head, body) = match ready!(polled) {
             Ok(response) => response.into_parts(),
             Err(error) => {
                 if let Some(observer) = this.observer.take() {
@@ -363,9 +398,7 @@ where
         // `None` only when polled after completion (the caller's contract breach): the result is
         // passed on unobserved.
         let observer = this.observer.take();
-        Poll::Ready(Ok(Response::from_parts(
-            head,
-            ResponseBody::new(body, observer),
-        )))
+        let body = ResponseBody::of_response(body, observer, &head.headers);
+        Poll::Ready(Ok(Response::from_parts(head, body)))
     }
 }

@@ -78,7 +78,7 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
-        let panic_guard = PanicGuard(Some(&mut *this.span));
+        let panic_guard = PanicGuard(Some((&mut *this.span, &mut *this.metrics)));
         // Matched where it lies: the response is moved once, into the output (each move of a
         // response is a copy of its whole head).
         let (mut head, body) = match this.inner.poll(cx) {
@@ -142,16 +142,20 @@ where
             span,
             metrics: this.metrics.take(),
         });
-        Poll::Ready(Ok(Response::from_parts(
-            head,
-            ResponseBody::new(body, observer),
-        )))
+        let body = ResponseBody::of_response(body, observer, &head.headers);
+        Poll::Ready(Ok(Response::from_parts(head, body)))
     }
 }
 
 /// Ends the span as failed if the inner future panics while being polled (whoever catches the
-/// panic then drops a future that no longer holds a span, so it is not also marked aborted).
-struct PanicGuard<'a>(Option<&'a mut Option<SpanRecorder>>);
+/// panic then drops a future that no longer holds a span, so it is not also marked aborted), and
+/// notes the panic on the metrics observer, which records when the future is dropped.
+struct PanicGuard<'a>(
+    Option<(
+        &'a mut Option<SpanRecorder>,
+        &'a mut Option<MetricsObserver>,
+    )>,
+);
 
 impl PanicGuard<'_> {
     /// The inner future returned: nothing to end here.
@@ -162,12 +166,18 @@ impl PanicGuard<'_> {
 
 impl Drop for PanicGuard<'_> {
     fn drop(&mut self) {
-        if let Some(slot) = self.0.take()
-            && std::thread::panicking()
-            && let Some(mut span) = slot.take()
-        {
+        let Some((span, metrics)) = self.0.take() else {
+            return;
+        };
+        if !std::thread::panicking() {
+            return;
+        }
+        if let Some(mut span) = span.take() {
             span.set_attribute(semconv::ERROR_TYPE, "panic");
             span.set_status(Status::error("the handler panicked"));
+        }
+        if let Some(metrics) = metrics.as_mut() {
+            metrics.on_panic();
         }
     }
 }

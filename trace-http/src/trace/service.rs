@@ -233,11 +233,18 @@ fn record_request<B>(
         Some(other) => Cow::Owned(other.to_owned()),
     };
     span.set_attribute(semconv::URL_SCHEME, scheme);
-    let host = seen
-        .host
-        .and_then(|h| h.to_str().ok())
-        .or_else(|| uri.authority().map(http::uri::Authority::as_str));
-    if let Some((address, port)) = host.and_then(split_host_port) {
+    // The `Host` header, else the request target's authority (HTTP/2's `:authority`, an
+    // absolute-form HTTP/1 target) without any `user:password@` a peer put in it.
+    let server = match seen.host.and_then(|h| h.to_str().ok()) {
+        Some(host) => split_host_port(host),
+        None => uri.host().filter(|host| !host.is_empty()).map(|host| {
+            (
+                host.trim_start_matches('[').trim_end_matches(']'),
+                uri.port_u16(),
+            )
+        }),
+    };
+    if let Some((address, port)) = server {
         span.set_attribute(semconv::SERVER_ADDRESS, StringValue::copied(address));
         if let Some(port) = port {
             span.set_attribute(semconv::SERVER_PORT, i64::from(port));
