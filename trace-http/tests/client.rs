@@ -1,4 +1,5 @@
-//! `ClientTraceLayer` around hyper-util's client, over real HTTP: client spans as children of
+//! `ClientTraceLayer` around hyper-util's client (and hyper's connection-level `SendRequest`,
+//! which sends the origin form with a `Host` header), over real HTTP: client spans as children of
 //! the server span being handled, their attributes and status, and what is injected into the
 //! outgoing headers (W3C by default, Jaeger and B3 on request), with or without a parent.
 
@@ -7,15 +8,16 @@
 mod support;
 
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use http::{HeaderMap, Method, Request};
-use http_body_util::Full;
-use tower::ServiceExt;
+use http_body_util::{BodyExt, Full};
+use hyper_util::rt::TokioIo;
+use tower::{Layer, ServiceExt};
 use trace_core::propagation::CompositePropagator;
-use trace_core::sampler::AlwaysOn;
-use trace_core::{InMemoryCollector, Span, SpanContext, SpanKind, Status, TraceFlags};
+use trace_core::sampler::{AlwaysOn, Sampler, SamplingDecision, SamplingRequest};
+use trace_core::{InMemoryCollector, Span, SpanContext, SpanKind, Status, TraceFlags, TraceId};
 use trace_http::{ClientTraceLayer, TraceLayer};
 
 use support::{Caller, Captured, attr_i64, attr_str};
@@ -335,4 +337,94 @@ async fn unknown_method_client_span_is_named_http_with_the_original_method() {
     );
     // OpenTelemetry HTTP span names: "{method} MUST be HTTP" when http.request.method is _OTHER.
     assert_eq!(span.name, "HTTP");
+}
+
+/// hyper's connection-level client sends the origin form (`/items`) with the target in `Host`:
+/// the span's address, port and `url.full` must all come from that header.
+#[tokio::test]
+async fn origin_form_request_over_send_request_takes_the_target_from_host() {
+    let (downstream, captured) = support::serve_capturing().await;
+    let collector = support::collector();
+    let stream = tokio::net::TcpStream::connect(downstream).await.unwrap();
+    let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    // `SendRequest` is not a tower service; one request at a time over the one connection.
+    let sender = Arc::new(tokio::sync::Mutex::new(sender));
+    let send = tower::service_fn(move |request: Request<Full<Bytes>>| {
+        let sender = sender.clone();
+        async move { sender.lock().await.send_request(request).await }
+    });
+    let client = ClientTraceLayer::new().layer(send);
+
+    let host = format!("localhost:{}", downstream.port());
+    let mut request = Request::get("/items?token=secret")
+        .header(http::header::HOST, &host)
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    let parent = SpanContext::new_root(TraceFlags::SAMPLED).with_collector(collector.clone());
+    request.extensions_mut().insert(parent.clone());
+    let exchange = async {
+        let response = client.oneshot(request).await.unwrap();
+        let status = response.status();
+        response.into_body().collect().await.unwrap();
+        status
+    };
+    let status = tokio::time::timeout(support::REQUEST_TIMEOUT, exchange)
+        .await
+        .expect("request finished in time");
+    assert_eq!(status, 200);
+
+    let span = support::wait_for_one_span(&collector).await;
+    assert_eq!(span.kind, SpanKind::Client);
+    assert_eq!(span.parent_span_id, Some(parent.span_id()));
+    assert_eq!(attr_str(&span, "server.address"), Some("localhost"));
+    assert_eq!(
+        attr_i64(&span, "server.port"),
+        Some(i64::from(downstream.port()))
+    );
+    assert_eq!(
+        attr_str(&span, "url.full"),
+        Some(format!("http://localhost:{}/items", downstream.port()).as_str()),
+        "the Host header's authority and port, no query"
+    );
+    assert_eq!(attr_i64(&span, "http.response.status_code"), Some(200));
+    let sent = captured.only();
+    assert_eq!(header(&sent, "host"), Some(host.as_str()));
+    let (trace, span_id, _) = traceparent(&sent);
+    assert_eq!(trace, span.trace_id.to_string());
+    assert_eq!(span_id, span.span_id.to_string());
+}
+
+/// A root sampler that samples everything and keeps the trace ids it was asked about.
+#[derive(Debug, Clone, Default)]
+struct RecordingSampler(Arc<Mutex<Vec<TraceId>>>);
+
+impl Sampler for RecordingSampler {
+    fn should_sample(&self, request: &SamplingRequest<'_>) -> SamplingDecision {
+        self.0.lock().unwrap().push(request.trace_id);
+        SamplingDecision::Sample
+    }
+}
+
+#[tokio::test]
+async fn a_root_trace_carries_the_trace_id_its_sampler_judged() {
+    let (downstream, captured) = support::serve_capturing().await;
+    let collector = support::collector();
+    let sampler = RecordingSampler::default();
+    let client = support::traced_client(
+        ClientTraceLayer::new().root_traces(sampler.clone(), collector.clone()),
+    );
+    support::send_traced(&client, plain_request(downstream, "/job")).await;
+    let judged = sampler.0.lock().unwrap().clone();
+    assert_eq!(judged.len(), 1, "one decision per root request: {judged:?}");
+
+    let span = support::wait_for_one_span(&collector).await;
+    assert_eq!(span.trace_id, judged[0]);
+    assert_eq!(span.parent_span_id, None);
+    let (trace, span_id, flags) = traceparent(&captured.only());
+    assert_eq!(trace, judged[0].to_string());
+    assert_eq!(span_id, span.span_id.to_string());
+    assert_eq!(flags, 0x03, "sampled and random, as a new root");
 }

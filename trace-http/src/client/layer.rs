@@ -3,7 +3,7 @@ use std::sync::Arc;
 use tower_layer::Layer;
 use trace_core::propagation::{BaggagePropagator, CompositePropagator, TraceContextPropagator};
 use trace_core::sampler::{AlwaysOff, Sampler, SamplingRequest};
-use trace_core::{Collector, NoopCollector, SpanContext, TraceFlags, TraceId};
+use trace_core::{Collector, NoopCollector, SpanContext, SpanId, TraceFlags, TraceId};
 
 use crate::context::current_context;
 
@@ -36,9 +36,15 @@ impl ClientConfig {
                 let decision = self
                     .root_sampler
                     .should_sample(&SamplingRequest::new(trace_id, name));
+                // The trace must carry the id the sampler judged: a ratio sampler decides on
+                // its bits, and every service down the chain decides the same way from them.
                 decision.is_sampled().then(|| {
-                    SpanContext::new_root(decision.apply_to(TraceFlags::EMPTY))
-                        .with_collector(self.root_collector.clone())
+                    SpanContext::new(
+                        trace_id,
+                        SpanId::random(),
+                        decision.apply_to(TraceFlags::RANDOM),
+                    )
+                    .with_collector(self.root_collector.clone())
                 })
             }
         }
@@ -53,7 +59,14 @@ impl ClientConfig {
 /// request being handled), and that child's context is injected into the request headers so the
 /// next service continues the same trace. An unsampled parent is still propagated (as not
 /// sampled). Without any parent, a new trace is started only if the root sampler says so
-/// (by default it never does); otherwise nothing is injected.
+/// (by default it never does); otherwise nothing is injected. A new trace carries the very trace
+/// id the root sampler judged, so ratio sampling agrees with every service down the chain.
+///
+/// The span records `server.address` (an IPv6 address without brackets) and `server.port`, taken
+/// together from the URI's authority or, for an origin-form request (`/path`, as hyper's
+/// connection-level `SendRequest` sends it), from the `Host` header; the port falls back to the
+/// scheme's default. `url.full` is rebuilt from those parts: never the credentials, and the query
+/// only with [`record_query`](Self::record_query). 4xx and 5xx responses make the span an error.
 ///
 /// ```
 /// use std::sync::Arc;
@@ -153,5 +166,35 @@ impl std::fmt::Debug for ClientTraceLayer {
             .field("root_sampler", &self.config.root_sampler)
             .field("record_query", &self.config.record_query)
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use trace_core::sampler::{Sampler, SamplingRequest, TraceIdRatio};
+
+    use super::ClientTraceLayer;
+
+    #[test]
+    fn a_root_trace_keeps_the_trace_id_its_ratio_sampler_judged() {
+        let ratio = TraceIdRatio::new(0.5);
+        let layer = ClientTraceLayer::new()
+            .root_traces(ratio, std::sync::Arc::new(trace_core::NoopCollector));
+        let extensions = http::Extensions::new();
+        let mut started = 0;
+        for _ in 0..400 {
+            let Some(context) = layer.outgoing_context(&extensions, "GET") else {
+                continue;
+            };
+            started += 1;
+            // Judged again on the id the trace carries, the same sampler must agree.
+            let decision = ratio.should_sample(&SamplingRequest::new(context.trace_id(), "GET"));
+            assert!(decision.is_sampled(), "{context:?}");
+            assert!(context.is_sampled());
+            assert!(context.flags().is_random(), "{context:?}");
+            assert_eq!(context.parent_span_id(), None);
+        }
+        // 400 fair draws: fewer than 100 or more than 300 sampled is vanishingly unlikely.
+        assert!((100..=300).contains(&started), "{started} of 400 sampled");
     }
 }

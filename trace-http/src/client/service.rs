@@ -7,10 +7,11 @@ use tower_service::Service;
 use trace_core::{SpanKind, SpanRecorder};
 
 use super::layer::ClientConfig;
+use super::server_target;
 use crate::body::ResponseBody;
 use crate::route::method_for_name;
 use crate::semconv;
-use crate::trace::{ResponseFuture, SpanObserver, split_host_port};
+use crate::trace::{ResponseFuture, SpanObserver};
 
 /// The service [`ClientTraceLayer`](super::ClientTraceLayer) wraps around a client.
 #[derive(Clone)]
@@ -74,24 +75,17 @@ fn record_request<B>(span: &mut SpanRecorder, request: &Request<B>, config: &Cli
     semconv::record_method(span, request.method());
     let uri = request.uri();
     let scheme = uri.scheme_str().unwrap_or("http");
-    let host = uri.host().or_else(|| {
-        request
-            .headers()
-            .get(http::header::HOST)
-            .and_then(|h| h.to_str().ok())
-            .and_then(split_host_port)
-            .map(|(host, _)| host)
-    });
-    let explicit_port = uri.port_u16();
+    let target = server_target(request);
+    let explicit_port = target.and_then(|(_, port)| port);
     let port = explicit_port.or(match scheme {
         "https" => Some(443),
         "http" => Some(80),
         _ => None,
     });
-    if let Some(host) = host {
+    if let Some((address, _)) = target {
         span.set_attribute(
             semconv::SERVER_ADDRESS,
-            trace_core::StringValue::copied(host),
+            trace_core::StringValue::copied(address),
         );
     }
     if let Some(port) = port {
@@ -101,13 +95,25 @@ fn record_request<B>(span: &mut SpanRecorder, request: &Request<B>, config: &Cli
         span.set_attribute(semconv::NETWORK_PROTOCOL_VERSION, version);
     }
     // Built from parts, so credentials in the authority (`user:pass@`) never reach the span.
-    let host = host.unwrap_or_default();
+    let address = target.map_or("", |(address, _)| address);
+    // Only an IPv6 address has a colon here; a URL needs it back in brackets.
+    let ipv6 = address.contains(':');
     let mut full = String::with_capacity(
-        scheme.len() + 3 + host.len() + 6 + uri.path().len() + uri.query().map_or(0, str::len) + 1,
+        scheme.len()
+            + "://[]:65535?".len()
+            + address.len()
+            + uri.path().len()
+            + uri.query().map_or(0, str::len),
     );
     full.push_str(scheme);
     full.push_str("://");
-    full.push_str(host);
+    if ipv6 {
+        full.push('[');
+    }
+    full.push_str(address);
+    if ipv6 {
+        full.push(']');
+    }
     if let Some(port) = explicit_port {
         use std::fmt::Write as _;
         let _ = write!(full, ":{port}");
@@ -120,4 +126,92 @@ fn record_request<B>(span: &mut SpanRecorder, request: &Request<B>, config: &Cli
         full.push_str(query);
     }
     span.set_attribute(semconv::URL_FULL, Cow::<'static, str>::Owned(full));
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use http::header::HOST;
+    use trace_core::{InMemoryCollector, Span, SpanContext, TraceFlags, Value};
+
+    use super::*;
+    use crate::ClientTraceLayer;
+
+    /// The client span `record_request` makes of `request`, with or without the query.
+    fn recorded(request: &Request<()>, record_query: bool) -> Span {
+        let service =
+            tower_layer::Layer::layer(&ClientTraceLayer::new().record_query(record_query), ());
+        let collector = Arc::new(InMemoryCollector::new(10));
+        let context = SpanContext::new_root(TraceFlags::SAMPLED).with_collector(collector.clone());
+        let mut span = SpanRecorder::start(context, "GET", SpanKind::Client);
+        record_request(&mut span, request, &service.config);
+        drop(span);
+        let mut spans = collector.spans();
+        assert_eq!(spans.len(), 1, "{spans:#?}");
+        spans.remove(0)
+    }
+
+    fn text<'a>(span: &'a Span, key: &str) -> Option<&'a str> {
+        match span.attribute(key)? {
+            Value::String(s) => Some(s.as_str()),
+            other => panic!("{key} is not a string: {other:?}"),
+        }
+    }
+
+    fn int(span: &Span, key: &str) -> Option<i64> {
+        match span.attribute(key)? {
+            Value::I64(i) => Some(*i),
+            other => panic!("{key} is not an integer: {other:?}"),
+        }
+    }
+
+    fn request(uri: &str, host: Option<&str>) -> Request<()> {
+        let mut builder = Request::get(uri);
+        if let Some(host) = host {
+            builder = builder.header(HOST, host);
+        }
+        builder.body(()).expect("valid test request")
+    }
+
+    #[test]
+    fn an_ipv6_target_is_bare_in_server_address_and_bracketed_in_url_full() {
+        let span = recorded(&request("http://[::1]:9000/x", None), false);
+        assert_eq!(text(&span, "server.address"), Some("::1"));
+        assert_eq!(int(&span, "server.port"), Some(9000));
+        assert_eq!(text(&span, "url.full"), Some("http://[::1]:9000/x"));
+
+        let span = recorded(&request("https://[2001:db8::7]/x", None), false);
+        assert_eq!(text(&span, "server.address"), Some("2001:db8::7"));
+        assert_eq!(int(&span, "server.port"), Some(443));
+        assert_eq!(text(&span, "url.full"), Some("https://[2001:db8::7]/x"));
+    }
+
+    #[test]
+    fn an_origin_form_target_comes_from_the_host_header() {
+        let span = recorded(&request("/items?x=1", Some("[::1]:9000")), true);
+        assert_eq!(text(&span, "server.address"), Some("::1"));
+        assert_eq!(int(&span, "server.port"), Some(9000));
+        assert_eq!(text(&span, "url.full"), Some("http://[::1]:9000/items?x=1"));
+
+        let span = recorded(&request("/items", Some("api.internal")), false);
+        assert_eq!(text(&span, "server.address"), Some("api.internal"));
+        assert_eq!(int(&span, "server.port"), Some(80), "the scheme's default");
+        assert_eq!(text(&span, "url.full"), Some("http://api.internal/items"));
+    }
+
+    #[test]
+    fn credentials_never_reach_url_full() {
+        let span = recorded(
+            &request("http://user:secret@example.com:8080/a?t=k", None),
+            false,
+        );
+        assert_eq!(text(&span, "server.address"), Some("example.com"));
+        assert_eq!(text(&span, "url.full"), Some("http://example.com:8080/a"));
+
+        let span = recorded(&request("/a", Some("user:secret@example.com:8080")), false);
+        assert_eq!(text(&span, "server.address"), Some("example.com"));
+        assert_eq!(int(&span, "server.port"), Some(8080));
+        assert_eq!(text(&span, "url.full"), Some("http://example.com:8080/a"));
+    }
 }
