@@ -52,12 +52,24 @@ pub fn current_context() -> Option<SpanContext> {
 
 /// Runs `f` with the context current on this thread, without cloning it (for checks on hot
 /// paths, such as "is the current trace sampled?"). While `f` runs the context is lent to it:
-/// `f` itself must not look for the current context.
+/// `f` itself must not look for the current context. It is current again once `f` returns, also
+/// when `f` panics.
 pub fn with_current<R>(f: impl FnOnce(Option<&SpanContext>) -> R) -> R {
-    let current = CURRENT.try_with(Cell::take).ok().flatten();
-    let result = f(current.as_ref());
-    let _ = CURRENT.try_with(|slot| slot.set(current));
-    result
+    let lent = Lent(CURRENT.try_with(Cell::take).ok().flatten());
+    f(lent.0.as_ref())
+}
+
+/// The context [`with_current`] took out of the slot, put back when dropped: a panic in the
+/// callback that is caught further up the same request must not leave the request without its
+/// context.
+struct Lent(Option<SpanContext>);
+
+impl Drop for Lent {
+    fn drop(&mut self) {
+        let context = self.0.take();
+        // Fails only while the thread is being torn down, when there is nothing left to trace.
+        let _ = CURRENT.try_with(|slot| slot.set(context));
+    }
 }
 
 /// Makes `context` current until the returned guard is dropped; then the previous one is
@@ -196,6 +208,52 @@ mod tests {
             Some(outer.span_id())
         );
         drop(outer_guard);
+        assert!(current_context().is_none());
+    }
+
+    #[test]
+    fn a_panic_caught_inside_the_request_leaves_its_context_current() {
+        let context = SpanContext::new_root(TraceFlags::SAMPLED);
+        let id = context.span_id();
+        let mut polls = 0;
+        let request = in_context(
+            context,
+            std::future::poll_fn(move |_| {
+                polls += 1;
+                if polls == 1 {
+                    // A catch-panic layer inside the request future, around code that panicked
+                    // while it looked at the current context.
+                    let caught = std::panic::catch_unwind(|| {
+                        with_current::<()>(|current| {
+                            assert_eq!(current.map(SpanContext::span_id), Some(id));
+                            panic!("bug in the callback")
+                        })
+                    });
+                    assert!(caught.is_err());
+                    return Poll::Pending;
+                }
+                Poll::Ready(current_context().map(|c| c.span_id()))
+            }),
+        );
+        let mut request = std::pin::pin!(request);
+        let mut cx = Context::from_waker(Waker::noop());
+        assert_eq!(request.as_mut().poll(&mut cx), Poll::Pending);
+        assert!(current_context().is_none());
+        assert_eq!(request.as_mut().poll(&mut cx), Poll::Ready(Some(id)));
+        assert!(current_context().is_none());
+    }
+
+    #[test]
+    fn a_panic_in_with_current_under_a_guard_leaves_the_guards_context() {
+        let outer = SpanContext::new_root(TraceFlags::SAMPLED);
+        let guard = enter(outer.clone());
+        let caught = std::panic::catch_unwind(|| with_current::<()>(|_| panic!("bug")));
+        assert!(caught.is_err());
+        assert_eq!(
+            current_context().map(|c| c.span_id()),
+            Some(outer.span_id())
+        );
+        drop(guard);
         assert!(current_context().is_none());
     }
 

@@ -1,12 +1,13 @@
-//! The composite propagator: `OTEL_PROPAGATORS` parsing, order of preference, merged baggage,
-//! counted rejections, and continuing an extracted context through a sampler.
+//! The composite propagator: `OTEL_PROPAGATORS` parsing (`b3` and `b3multi` merged into one B3
+//! format), order of preference, merged baggage, counted rejections, a later format's debug flag
+//! for the chosen span, and continuing an extracted context through a sampler, hop after hop.
 
 use http::{HeaderMap, HeaderName, HeaderValue};
 use trace_core::propagation::{
     B3Encoding, B3Propagator, CompositePropagator, Extracted, Propagator, TraceContextPropagator,
     UnknownPropagator,
 };
-use trace_core::sampler::{AlwaysOff, AlwaysOn, DebugForced, ParentBased};
+use trace_core::sampler::{AlwaysOff, AlwaysOn, DebugForced, ParentBased, Sampler};
 use trace_core::{Baggage, SpanContext, SpanId, TraceFlags, TraceId};
 
 const W3C_TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
@@ -352,4 +353,286 @@ fn a_composite_hands_over_the_headers_none_of_its_formats_reads() {
     let extracted = all.extract_with(&request, |name, _| handed.push(name.as_str()));
     assert!(handed.is_empty(), "Jaeger reads it: {handed:?}");
     assert_eq!(extracted.debug_id.as_deref(), Some("debug-1"));
+}
+
+/// Every header line, sorted, as text.
+fn written(headers: &HeaderMap) -> Vec<(String, String)> {
+    let mut lines: Vec<(String, String)> = headers
+        .iter()
+        .map(|(name, value)| {
+            let value = value.to_str().unwrap_or("(not text)");
+            (name.as_str().to_owned(), value.to_owned())
+        })
+        .collect();
+    lines.sort_unstable();
+    lines
+}
+
+fn lines(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    pairs
+        .iter()
+        .map(|(name, value)| ((*name).to_owned(), (*value).to_owned()))
+        .collect()
+}
+
+#[test]
+fn otel_propagators_b3_and_b3multi_become_one_b3_format_writing_both() {
+    for (list, expected) in [
+        (
+            "tracecontext,b3,b3multi",
+            &["tracecontext", "b3,b3multi"][..],
+        ),
+        ("b3multi,tracecontext,B3", &["b3,b3multi", "tracecontext"]),
+        ("b3,jaeger,b3multi,b3,b3multi", &["b3,b3multi", "jaeger"]),
+        ("jaeger,b3multi,b3multi", &["jaeger", "b3multi"]),
+        ("b3,b3", &["b3"]),
+    ] {
+        let parsed = CompositePropagator::from_otel_propagators(list).expect("known names");
+        assert_eq!(names(&parsed), expected, "{list}");
+        // The names, joined, are a list that builds the same composite.
+        let again = CompositePropagator::from_otel_propagators(&names(&parsed).join(","))
+            .expect("known names");
+        assert_eq!(names(&again), expected, "{list}");
+    }
+
+    let composite =
+        CompositePropagator::from_otel_propagators("tracecontext,b3,b3multi").expect("known");
+    let context = SpanContext::new(
+        B3_TRACE.parse().expect("valid"),
+        "e457b5a2e4d86bd1".parse().expect("valid"),
+        TraceFlags::SAMPLED,
+    )
+    .with_parent_span_id(Some("05e3ac9a4f6e3b90".parse().expect("valid")));
+    let mut outgoing = HeaderMap::new();
+    composite.inject(&context, &mut outgoing);
+    assert_eq!(
+        written(&outgoing),
+        lines(&[
+            (
+                "b3",
+                "80f198ee56343ba864fe8b2a57d3eff7-e457b5a2e4d86bd1-1-05e3ac9a4f6e3b90"
+            ),
+            (
+                "traceparent",
+                "00-80f198ee56343ba864fe8b2a57d3eff7-e457b5a2e4d86bd1-01"
+            ),
+            ("x-b3-parentspanid", "05e3ac9a4f6e3b90"),
+            ("x-b3-sampled", "1"),
+            ("x-b3-spanid", "e457b5a2e4d86bd1"),
+            ("x-b3-traceid", "80f198ee56343ba864fe8b2a57d3eff7"),
+        ])
+    );
+
+    // Either encoding alone is read, and counted under the one name.
+    for pairs in [
+        &[("b3", "80f198ee56343ba864fe8b2a57d3eff7-e457b5a2e4d86bd1-1")][..],
+        &[
+            ("x-b3-traceid", "80f198ee56343ba864fe8b2a57d3eff7"),
+            ("x-b3-spanid", "e457b5a2e4d86bd1"),
+            ("x-b3-sampled", "1"),
+        ],
+    ] {
+        assert_eq!(
+            trace_of_headers(&composite, &headers(pairs)).as_deref(),
+            Some(B3_TRACE)
+        );
+    }
+    let stats: Vec<(&str, u64, u64)> = composite
+        .stats()
+        .iter()
+        .map(|s| (s.name, s.found, s.rejected))
+        .collect();
+    assert_eq!(stats, [("tracecontext", 0, 0), ("b3,b3multi", 2, 0)]);
+}
+
+/// A service that samples nothing of its own but honours every debug request.
+fn debug_only() -> DebugForced {
+    DebugForced::new(AlwaysOff, f64::INFINITY)
+}
+
+/// A server continuing what a request's headers carry, then a client call from that server span,
+/// with the default formats: the server span's context and the call's headers.
+fn hop(sampler: &dyn Sampler, incoming: &HeaderMap) -> (SpanContext, SpanContext, HeaderMap) {
+    let propagation = CompositePropagator::default();
+    let server = propagation
+        .extract(incoming)
+        .into_span_context(sampler, "GET /");
+    let client = server.new_child();
+    let mut outgoing = HeaderMap::new();
+    propagation.inject(&client, &mut outgoing);
+    (server, client, outgoing)
+}
+
+fn expected_headers(
+    context: &SpanContext,
+    w3c: &str,
+    jaeger: &str,
+    b3: &str,
+) -> Vec<(String, String)> {
+    let trace = context.trace_id();
+    let span = context.span_id();
+    let parent = context
+        .parent_span_id()
+        .map(|p| p.to_string())
+        .unwrap_or_default();
+    lines(&[
+        ("b3", &format!("{trace}-{span}-{b3}-{parent}")),
+        ("traceparent", &format!("00-{trace}-{span}-{w3c}")),
+        (
+            "uber-trace-id",
+            &format!("{trace}:{span}:{parent}:{jaeger}"),
+        ),
+    ])
+}
+
+#[test]
+fn a_debug_trace_stays_debug_from_service_to_service_with_the_default_formats() {
+    let sampler = debug_only();
+    let debug = TraceFlags::SAMPLED | TraceFlags::DEBUG | TraceFlags::RANDOM;
+
+    // A: a `jaeger-debug-id` from curl forces the trace.
+    let (a, a_call, to_b) = hop(&sampler, &headers(&[("jaeger-debug-id", "ticket-4711")]));
+    assert_eq!(a.flags(), debug);
+    assert_eq!(a.debug_id(), Some("ticket-4711"));
+    assert_eq!(written(&to_b), expected_headers(&a_call, "03", "03", "d"));
+
+    // B: traceparent is preferred and has no debug bit; uber-trace-id and b3, for the same span,
+    // carry it.
+    let extracted = CompositePropagator::default().extract(&to_b);
+    let parent = extracted.parent.clone().expect("A's call");
+    assert_eq!(
+        (parent.trace_id, parent.span_id, parent.flags),
+        (a.trace_id(), a_call.span_id(), debug)
+    );
+    let (b, b_call, to_c) = hop(&sampler, &to_b);
+    assert_eq!(
+        (b.trace_id(), b.parent_span_id(), b.flags()),
+        (a.trace_id(), Some(a_call.span_id()), debug)
+    );
+    assert_eq!(b.debug_id(), None);
+    assert_eq!(written(&to_c), expected_headers(&b_call, "03", "03", "d"));
+
+    // C: still the same debug trace.
+    let (c, c_call, downstream) = hop(&sampler, &to_c);
+    assert_eq!(
+        (c.trace_id(), c.parent_span_id(), c.flags()),
+        (a.trace_id(), Some(b_call.span_id()), debug)
+    );
+    assert_eq!(
+        written(&downstream),
+        expected_headers(&c_call, "03", "03", "d")
+    );
+    assert_eq!((sampler.forced(), sampler.refused()), (3, 0));
+}
+
+#[test]
+fn a_debug_flag_of_another_span_does_not_make_the_chosen_parent_debug() {
+    let traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    let sampler = debug_only();
+    for (name, value) in [
+        // Same trace, another span.
+        (
+            "uber-trace-id",
+            "4bf92f3577b34da6a3ce929d0e0e4736:00f067aa0ba902b8:0:03",
+        ),
+        ("b3", "4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b8-d"),
+        // Same span id, another trace.
+        (
+            "uber-trace-id",
+            "80f198ee56343ba864fe8b2a57d3eff7:00f067aa0ba902b7:0:03",
+        ),
+        ("b3", "80f198ee56343ba864fe8b2a57d3eff7-00f067aa0ba902b7-d"),
+    ] {
+        let propagation = CompositePropagator::default();
+        let extracted =
+            propagation.extract(&headers(&[("traceparent", traceparent), (name, value)]));
+        let parent = extracted.parent.clone().expect("the W3C parent");
+        assert_eq!(
+            (
+                parent.trace_id.to_string(),
+                parent.span_id.to_string(),
+                parent.flags
+            ),
+            (
+                W3C_TRACE.to_owned(),
+                "00f067aa0ba902b7".to_owned(),
+                TraceFlags::SAMPLED
+            ),
+            "{name}: {value}"
+        );
+        assert!(!extracted.is_debug_requested(), "{name}: {value}");
+        let context = extracted.into_span_context(&sampler, "GET");
+        assert_eq!(context.flags(), TraceFlags::EMPTY, "{name}: {value}");
+        let found: u64 = propagation.stats().iter().skip(2).map(|s| s.found).sum();
+        assert_eq!(found, 0, "{name}: {value}");
+    }
+    assert_eq!(sampler.forced(), 0);
+}
+
+#[test]
+fn a_later_formats_debug_flag_is_taken_once_and_counted_as_found() {
+    let propagation = CompositePropagator::default();
+    let extracted = propagation.extract(&headers(&[
+        (
+            "traceparent",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00",
+        ),
+        (
+            "uber-trace-id",
+            "4bf92f3577b34da6a3ce929d0e0e4736:00f067aa0ba902b7:1:03",
+        ),
+        (
+            "b3",
+            "4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-d-1",
+        ),
+    ]));
+    let parent = extracted.parent.expect("the W3C parent");
+    assert_eq!(parent.flags, TraceFlags::SAMPLED | TraceFlags::DEBUG);
+    // Jaeger's parent span id is not taken: W3C does not carry one.
+    assert_eq!(parent.parent_span_id, None);
+    let stats: Vec<(&str, u64, u64)> = propagation
+        .stats()
+        .iter()
+        .map(|s| (s.name, s.found, s.rejected))
+        .collect();
+    // B3 found the parent debug already and had nothing to add.
+    assert_eq!(
+        stats,
+        [
+            ("tracecontext", 1, 0),
+            ("baggage", 0, 0),
+            ("jaeger", 1, 0),
+            ("b3", 0, 0)
+        ]
+    );
+}
+
+#[test]
+fn malformed_later_formats_beside_a_chosen_parent_are_not_counted() {
+    let propagation = CompositePropagator::default();
+    let extracted = propagation.extract(&headers(&[
+        (
+            "traceparent",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+        ),
+        ("uber-trace-id", "zz:yy:0:3"),
+        ("b3", "4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-x"),
+        ("x-b3-spanid", "00f067aa0ba902b7"),
+    ]));
+    let parent = extracted.parent.expect("the W3C parent");
+    assert_eq!(parent.flags, TraceFlags::SAMPLED);
+    let rejected: Vec<(&str, u64)> = propagation
+        .stats()
+        .iter()
+        .map(|s| (s.name, s.rejected))
+        .collect();
+    assert_eq!(
+        rejected,
+        [
+            ("tracecontext", 0),
+            ("baggage", 0),
+            ("jaeger", 0),
+            ("b3", 0)
+        ]
+    );
 }

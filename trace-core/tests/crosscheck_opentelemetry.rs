@@ -1600,6 +1600,44 @@ fn zipkin_b3_single_header_encoding_also_writes_the_multi_headers_ours_writes_on
 }
 
 #[test]
+fn b3_both_encodings_write_the_same_headers_as_zipkins_single_and_multi_header_encoding() {
+    // `OTEL_PROPAGATORS=b3,b3multi` here, `B3Encoding::SingleAndMultiHeader` there.
+    let ours = B3Propagator::new(B3Encoding::SingleAndMultipleHeaders);
+    let theirs = ZipkinB3::with_encoding(ZipkinEncoding::SingleAndMultiHeader);
+    let mut rng = rng(0x00b3_b3b3);
+    for iteration in 0..200 {
+        let trace = if iteration % 2 == 0 {
+            random_64_bit_trace_id(&mut rng)
+        } else {
+            random_trace_id(&mut rng)
+        };
+        let span = random_span_id(&mut rng);
+        let sampled = rng.bool();
+        let mut written = ours_inject(
+            &ours,
+            &SpanContext::new(
+                trace,
+                span,
+                TraceFlags::EMPTY.with(TraceFlags::SAMPLED, sampled),
+            ),
+        );
+        written.sort();
+        let expected = otel_inject(
+            &theirs,
+            &otel_remote(trace, span, u8::from(sampled), OtelTraceState::default()),
+        );
+        assert_eq!(written, expected);
+        let names: Vec<&str> = written.iter().map(|(name, _)| name.as_str()).collect();
+        assert_eq!(names, ["b3", "x-b3-sampled", "x-b3-spanid", "x-b3-traceid"]);
+        let back = otel_span(&theirs, &written).expect("zipkin reads ours");
+        assert_eq!(
+            (back.trace_id().to_bytes(), back.span_id().to_bytes()),
+            (trace.to_bytes(), span.to_bytes())
+        );
+    }
+}
+
+#[test]
 fn zipkin_b3_accepts_a_trailing_dash_ours_rejects_it() {
     // `b3={TraceId}-{SpanId}-{SamplingState}-{ParentSpanId}`: an empty last field is malformed;
     // zipkin's split_terminator('-') swallows it.

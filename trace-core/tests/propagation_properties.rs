@@ -4,7 +4,8 @@
 //!   carries (W3C: ids, sampled, random and trace state; Jaeger: ids, parent, sampled, debug,
 //!   firehose and baggage, keys lower-cased; B3: ids, parent, sampled, and debug which implies
 //!   sampled; W3C baggage: the baggage in order, percent-encoding included; the composite: the
-//!   W3C parent and the baggage of both W3C and Jaeger);
+//!   W3C parent, debug when Jaeger carries the same span as debug, and the baggage of both W3C
+//!   and Jaeger; B3 writing both encodings: what each encoding alone writes);
 //! - arbitrary header bytes (non-UTF-8 included) under every header name an extractor reads, one
 //!   line or several, and valid headers with one byte changed, never panic, never produce an
 //!   all-zero id, and every id extracted is one that was in the headers.
@@ -21,6 +22,7 @@ use trace_core::propagation::{
     B3Encoding, B3Propagator, BaggagePropagator, CompositePropagator, ExtractError, Extracted,
     JaegerPropagator, Presence, Propagator, RemoteContext, TraceContextPropagator,
 };
+use trace_core::sampler::{AlwaysOn, DebugForced};
 use trace_core::{Baggage, SpanContext, SpanId, TraceFlags, TraceId, TraceState};
 
 /// At most the default number of cases, and no regression files written next to the tests.
@@ -316,6 +318,31 @@ proptest! {
     }
 
     #[test]
+    fn b3_both_encodings_write_what_each_encoding_alone_writes(
+        context in span_context(Just(Baggage::EMPTY)),
+    ) {
+        let both = inject(&B3Propagator::new(B3Encoding::SingleAndMultipleHeaders), &context);
+        let mut expected = inject(&B3Propagator::new(B3Encoding::SingleHeader), &context);
+        expected.extend(inject(&B3Propagator::new(B3Encoding::MultipleHeaders), &context));
+        prop_assert_eq!(&both, &expected);
+        // Each encoding alone reads the same parent from them.
+        let (result, extracted) =
+            extract(&B3Propagator::new(B3Encoding::SingleAndMultipleHeaders), &both);
+        prop_assert_eq!(result, Ok(Presence::Found));
+        let without_single = {
+            let mut headers = both.clone();
+            headers.remove("b3");
+            headers
+        };
+        let multi = B3Propagator::new(B3Encoding::MultipleHeaders);
+        prop_assert_eq!(&extracted.parent, &extract(&multi, &without_single).1.parent);
+        prop_assert_eq!(
+            extracted.parent.map(|p| (p.trace_id, p.span_id)),
+            Some((context.trace_id(), context.span_id()))
+        );
+    }
+
+    #[test]
     fn default_composite_round_trip_prefers_w3c_and_merges_baggage(
         // Lower-case keys, which W3C baggage and Jaeger's header names both carry unchanged.
         context in span_context(baggage(jaeger_baggage_key())),
@@ -327,13 +354,19 @@ proptest! {
             prop_assert!(headers.contains_key(name), "{} not written", name);
         }
         let extracted = composite.extract(&headers);
+        // W3C has no debug bit: Jaeger's (and B3's) for the same span adds it, and sampled.
+        let flags = if context.is_debug() {
+            w3c_flags(context.flags()) | TraceFlags::SAMPLED | TraceFlags::DEBUG
+        } else {
+            w3c_flags(context.flags())
+        };
         prop_assert_eq!(
             extracted.parent,
             Some(RemoteContext {
                 trace_id: context.trace_id(),
                 span_id: context.span_id(),
                 parent_span_id: None,
-                flags: w3c_flags(context.flags()),
+                flags,
                 trace_state: context.trace_state().clone(),
                 sampling_deferred: false,
             })
@@ -685,6 +718,16 @@ fn check_all(headers: &HeaderMap) -> Result<(), TestCaseError> {
     let composite = CompositePropagator::default();
     let extracted = composite.extract(headers);
     check_extracted("composite", headers, &extracted)?;
+    // Every format, B3 writing both encodings; what was read is continued and written again.
+    let every =
+        CompositePropagator::from_otel_propagators("tracecontext,baggage,jaeger,b3,b3multi")
+            .expect("known names");
+    let extracted = every.extract(headers);
+    check_extracted("every format", headers, &extracted)?;
+    let context = extracted.into_span_context(&DebugForced::new(AlwaysOn, f64::INFINITY), "x");
+    let mut written = HeaderMap::new();
+    every.inject(&context, &mut written);
+    prop_assert!(written.contains_key("b3") && written.contains_key("x-b3-traceid"));
     Ok(())
 }
 

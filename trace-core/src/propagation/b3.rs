@@ -3,11 +3,13 @@
 use http::{HeaderMap, HeaderName, HeaderValue};
 
 use super::header::{HeaderScan, Known, MAX_ID_HEADER_LEN, ScannedHeaders, StackValue, replace};
-use super::{ExtractError, Extracted, Presence, Propagator, RemoteContext};
+use super::{
+    ExtractError, Extracted, Presence, Propagator, RemoteContext, take_debug_of_same_span,
+};
 use crate::id::parse_hex_u64;
 use crate::{SpanContext, SpanId, TraceFlags, TraceId, TraceState};
 
-/// The `x-b3-*` headers, all removed when the single header is written.
+/// The `x-b3-*` headers, all removed when the single header alone is written.
 const MULTI_HEADERS: [Known; 5] = [
     Known::XB3TraceId,
     Known::XB3SpanId,
@@ -25,15 +27,20 @@ const DEBUG_SAMPLED: TraceFlags = TraceFlags::SAMPLED.with(TraceFlags::DEBUG, tr
 /// Which B3 headers [`B3Propagator`] writes. Extraction reads both encodings either way.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum B3Encoding {
-    /// `b3: {traceid}-{spanid}-{sampling}[-{parentspanid}]` (`OTEL_PROPAGATORS=b3`).
+    /// `b3: {traceid}-{spanid}-{sampling}[-{parentspanid}]` (`OTEL_PROPAGATORS=b3`). Any
+    /// `x-b3-*` headers already present are removed.
     #[default]
     SingleHeader,
     /// `x-b3-traceid`, `x-b3-spanid`, `x-b3-parentspanid`, `x-b3-sampled`, `x-b3-flags`
-    /// (`OTEL_PROPAGATORS=b3multi`).
+    /// (`OTEL_PROPAGATORS=b3multi`). A `b3` header already present is removed.
     MultipleHeaders,
+    /// Both the `b3` header and the `x-b3-*` set, for peers of either kind
+    /// (`OTEL_PROPAGATORS=b3,b3multi`, in either order; opentelemetry-zipkin's
+    /// `SingleAndMultiHeader`).
+    SingleAndMultipleHeaders,
 }
 
-/// Zipkin's B3 propagation, single or multiple headers.
+/// Zipkin's B3 propagation: the single header, the multiple headers, or both.
 ///
 /// Extraction prefers the single `b3` header and falls back to the `x-b3-*` headers when it is
 /// absent or invalid. Ids are lower-case hex (trace ids 16 or 32 digits). The sampling state
@@ -73,10 +80,14 @@ enum B3Context {
 }
 
 impl Propagator for B3Propagator {
+    /// `b3`, `b3multi`, or `b3,b3multi` for [`B3Encoding::SingleAndMultipleHeaders`]: the
+    /// `OTEL_PROPAGATORS` entries that build it, so that a composite's names joined by commas
+    /// build the same composite again.
     fn name(&self) -> &'static str {
         match self.encoding {
             B3Encoding::SingleHeader => "b3",
             B3Encoding::MultipleHeaders => "b3multi",
+            B3Encoding::SingleAndMultipleHeaders => "b3,b3multi",
         }
     }
 
@@ -89,10 +100,11 @@ impl Propagator for B3Propagator {
         headers: &HeaderScan<'_>,
         into: &mut Extracted,
     ) -> Result<Presence, ExtractError> {
-        // B3 carries nothing but the parent and its sampling state, and a sampling decision alone
-        // is only wanted when there is no parent.
-        if into.parent.is_some() {
-            return Ok(Presence::Absent);
+        // B3 carries nothing but the parent and its sampling state: beside a parent already
+        // chosen only its debug decision for that same span counts, and a sampling decision
+        // alone is only wanted when there is no parent.
+        if let Some(chosen) = &mut into.parent {
+            return Ok(add_debug_of_same_span(chosen, headers));
         }
         let single_error = match headers
             .single(Known::B3, MAX_ID_HEADER_LEN)
@@ -131,62 +143,102 @@ impl Propagator for B3Propagator {
     }
 
     fn inject(&self, context: &SpanContext, headers: &mut HeaderMap) {
-        let flags = context.flags();
         match self.encoding {
             B3Encoding::SingleHeader => {
-                let sampling = if flags.is_debug() {
-                    b'd'
-                } else if flags.is_sampled() {
-                    b'1'
-                } else {
-                    b'0'
-                };
-                let mut value = StackValue::<MAX_SINGLE_LEN>::new();
-                value.push(context.trace_id().to_hex().as_bytes());
-                value.push_byte(b'-');
-                value.push(context.span_id().to_hex().as_bytes());
-                value.push_byte(b'-');
-                value.push_byte(sampling);
-                if let Some(parent) = context.parent_span_id() {
-                    value.push_byte(b'-');
-                    value.push(parent.to_hex().as_bytes());
-                }
-                replace(headers, Known::B3.header_name(), value.to_header_value());
+                inject_single(context, headers);
                 for known in MULTI_HEADERS {
                     headers.remove(known.header_name());
                 }
             }
             B3Encoding::MultipleHeaders => {
-                let hex = |bytes: &[u8]| HeaderValue::from_bytes(bytes).ok();
-                replace(
-                    headers,
-                    Known::XB3TraceId.header_name(),
-                    hex(context.trace_id().to_hex().as_bytes()),
-                );
-                replace(
-                    headers,
-                    Known::XB3SpanId.header_name(),
-                    hex(context.span_id().to_hex().as_bytes()),
-                );
-                let parent = context.parent_span_id();
-                replace(
-                    headers,
-                    Known::XB3ParentSpanId.header_name(),
-                    parent.and_then(|p| hex(p.to_hex().as_bytes())),
-                );
-                // Debug implies sampled, and the spec asks not to send both.
-                let (sampled, debug) = if flags.is_debug() {
-                    (None, Some(HeaderValue::from_static("1")))
-                } else if flags.is_sampled() {
-                    (Some(HeaderValue::from_static("1")), None)
-                } else {
-                    (Some(HeaderValue::from_static("0")), None)
-                };
-                replace(headers, Known::XB3Sampled.header_name(), sampled);
-                replace(headers, Known::XB3Flags.header_name(), debug);
+                inject_multi(context, headers);
                 headers.remove(Known::B3.header_name());
             }
+            B3Encoding::SingleAndMultipleHeaders => {
+                inject_single(context, headers);
+                inject_multi(context, headers);
+            }
         }
+    }
+}
+
+/// Writes the `b3` header.
+fn inject_single(context: &SpanContext, headers: &mut HeaderMap) {
+    let flags = context.flags();
+    let sampling = if flags.is_debug() {
+        b'd'
+    } else if flags.is_sampled() {
+        b'1'
+    } else {
+        b'0'
+    };
+    let mut value = StackValue::<MAX_SINGLE_LEN>::new();
+    value.push(context.trace_id().to_hex().as_bytes());
+    value.push_byte(b'-');
+    value.push(context.span_id().to_hex().as_bytes());
+    value.push_byte(b'-');
+    value.push_byte(sampling);
+    if let Some(parent) = context.parent_span_id() {
+        value.push_byte(b'-');
+        value.push(parent.to_hex().as_bytes());
+    }
+    replace(headers, Known::B3.header_name(), value.to_header_value());
+}
+
+/// Writes the `x-b3-*` headers, removing those that do not apply to `context`.
+fn inject_multi(context: &SpanContext, headers: &mut HeaderMap) {
+    let flags = context.flags();
+    let hex = |bytes: &[u8]| HeaderValue::from_bytes(bytes).ok();
+    replace(
+        headers,
+        Known::XB3TraceId.header_name(),
+        hex(context.trace_id().to_hex().as_bytes()),
+    );
+    replace(
+        headers,
+        Known::XB3SpanId.header_name(),
+        hex(context.span_id().to_hex().as_bytes()),
+    );
+    let parent = context.parent_span_id();
+    replace(
+        headers,
+        Known::XB3ParentSpanId.header_name(),
+        parent.and_then(|p| hex(p.to_hex().as_bytes())),
+    );
+    // Debug implies sampled, and the spec asks not to send both.
+    let (sampled, debug) = if flags.is_debug() {
+        (None, Some(HeaderValue::from_static("1")))
+    } else if flags.is_sampled() {
+        (Some(HeaderValue::from_static("1")), None)
+    } else {
+        (Some(HeaderValue::from_static("0")), None)
+    };
+    replace(headers, Known::XB3Sampled.header_name(), sampled);
+    replace(headers, Known::XB3Flags.header_name(), debug);
+}
+
+/// With a parent already chosen by a preferred format, adds B3's debug flag when B3 carries the
+/// same span: a peer writes every format from one context, and where the preferred one is W3C
+/// (no debug bit) B3's `d` or `x-b3-flags: 1` is what keeps the debug decision.
+///
+/// The B3 context read is the one extraction would pick (`b3`, else `x-b3-*`). Malformed headers
+/// are not reported: a format that did not supply the parent was never counted as rejected.
+fn add_debug_of_same_span(chosen: &mut RemoteContext, headers: &HeaderScan<'_>) -> Presence {
+    if chosen.flags.is_debug() {
+        return Presence::Absent;
+    }
+    let later = match headers
+        .single(Known::B3, MAX_ID_HEADER_LEN)
+        .and_then(|value| value.map(parse_single).transpose())
+    {
+        Ok(Some(context)) => Some(context),
+        Ok(None) | Err(_) => parse_multi(headers).ok().flatten(),
+    };
+    match later {
+        Some(B3Context::Parent(later)) if take_debug_of_same_span(chosen, &later) => {
+            Presence::Found
+        }
+        _ => Presence::Absent,
     }
 }
 
@@ -407,6 +459,10 @@ mod tests {
             "b3multi"
         );
         assert_eq!(B3Propagator::default().name(), "b3");
+        assert_eq!(
+            B3Propagator::new(B3Encoding::SingleAndMultipleHeaders).name(),
+            "b3,b3multi"
+        );
     }
 
     #[test]
@@ -493,6 +549,120 @@ mod tests {
         );
         assert_eq!(result, Ok(Presence::Absent));
         assert_eq!(extracted, before);
+    }
+
+    /// What a preferred format chose: `TRACE`/`SPAN`, sampled as W3C reads `-01`.
+    fn chosen() -> Extracted {
+        Extracted {
+            parent: Some(remote(TRACE, SPAN, None, TraceFlags::SAMPLED, false)),
+            ..Extracted::default()
+        }
+    }
+
+    fn extract_beside(
+        mut extracted: Extracted,
+        pairs: &[(&str, &str)],
+    ) -> (Result<Presence, ExtractError>, Extracted) {
+        let result = B3Propagator::default().extract(&headers(pairs), &mut extracted);
+        (result, extracted)
+    }
+
+    fn with_flags(mut extracted: Extracted, flags: TraceFlags) -> Extracted {
+        if let Some(parent) = &mut extracted.parent {
+            parent.flags = flags;
+        }
+        extracted
+    }
+
+    #[test]
+    fn a_debug_state_for_the_chosen_span_is_added_to_it() {
+        let d = format!("{TRACE}-{SPAN}-d-{PARENT}");
+        for pairs in [
+            &[("b3", d.as_str())][..],
+            &[
+                ("x-b3-traceid", TRACE),
+                ("x-b3-spanid", SPAN),
+                ("x-b3-parentspanid", PARENT),
+                ("x-b3-flags", "1"),
+            ],
+            // A broken `b3` falls back to the `x-b3-*` set, as extraction does.
+            &[
+                ("b3", "garbage"),
+                ("x-b3-traceid", TRACE),
+                ("x-b3-spanid", SPAN),
+                ("x-b3-flags", "1"),
+            ],
+        ] {
+            let (result, extracted) = extract_beside(chosen(), pairs);
+            assert_eq!(result, Ok(Presence::Found), "{pairs:?}");
+            // Only the flags change: B3's parent span id is not taken.
+            assert_eq!(extracted, with_flags(chosen(), DEBUG_SAMPLED), "{pairs:?}");
+        }
+        // A deferred decision is one no longer.
+        let mut deferred = with_flags(chosen(), TraceFlags::EMPTY);
+        if let Some(parent) = &mut deferred.parent {
+            parent.sampling_deferred = true;
+        }
+        let (result, extracted) = extract_beside(deferred, &[("b3", &d)]);
+        assert_eq!(result, Ok(Presence::Found));
+        assert_eq!(extracted, with_flags(chosen(), DEBUG_SAMPLED));
+    }
+
+    #[test]
+    fn b3_of_another_span_or_without_debug_leaves_the_chosen_parent_as_it_is() {
+        let other_span = format!("{TRACE}-{PARENT}-d");
+        let other_trace = format!("{TRACE64}-{SPAN}-d");
+        let sampled = format!("{TRACE}-{SPAN}-1");
+        let deferred = format!("{TRACE}-{SPAN}");
+        for pairs in [
+            &[("b3", other_span.as_str())][..],
+            &[("b3", &other_trace)],
+            &[("b3", &sampled)],
+            &[("b3", &deferred)],
+            &[("b3", "d")],
+            &[("x-b3-flags", "1")],
+            // `b3` is valid, so the `x-b3-*` set is not looked at.
+            &[
+                ("b3", &sampled),
+                ("x-b3-traceid", TRACE),
+                ("x-b3-spanid", SPAN),
+                ("x-b3-flags", "1"),
+            ],
+        ] {
+            let (result, extracted) = extract_beside(chosen(), pairs);
+            assert_eq!(result, Ok(Presence::Absent), "{pairs:?}");
+            assert_eq!(extracted, chosen(), "{pairs:?}");
+        }
+    }
+
+    #[test]
+    fn malformed_b3_beside_a_chosen_parent_is_not_reported() {
+        let twice = format!("{TRACE}-{SPAN}-d");
+        let long = "1".repeat(513);
+        for pairs in [
+            &[("b3", "garbage")][..],
+            &[("b3", &twice), ("b3", &twice)],
+            &[("b3", &long)],
+            &[("x-b3-traceid", TRACE), ("x-b3-flags", "1")],
+            &[
+                ("x-b3-traceid", TRACE),
+                ("x-b3-spanid", SPAN),
+                ("x-b3-flags", "2"),
+            ],
+        ] {
+            let (result, extracted) = extract_beside(chosen(), pairs);
+            assert_eq!(result, Ok(Presence::Absent), "{pairs:?}");
+            assert_eq!(extracted, chosen(), "{pairs:?}");
+        }
+    }
+
+    #[test]
+    fn a_chosen_parent_already_debug_is_left_as_it_is() {
+        let debug = with_flags(chosen(), TraceFlags::DEBUG);
+        let (result, extracted) =
+            extract_beside(debug.clone(), &[("b3", &format!("{TRACE}-{SPAN}-d"))]);
+        assert_eq!(result, Ok(Presence::Absent));
+        assert_eq!(extracted, debug);
     }
 
     #[test]
@@ -823,8 +993,87 @@ mod tests {
     }
 
     #[test]
+    fn inject_both_encodings_writes_b3_and_the_multi_headers() {
+        let sorted = |headers: &HeaderMap| {
+            let mut written: Vec<(String, String)> = headers
+                .iter()
+                .map(|(name, value)| {
+                    let value = value.to_str().unwrap_or("?");
+                    (name.as_str().to_owned(), value.to_owned())
+                })
+                .collect();
+            written.sort_unstable();
+            written
+        };
+        let pairs = |expected: &[(&str, &str)]| -> Vec<(String, String)> {
+            expected
+                .iter()
+                .map(|(name, value)| ((*name).to_owned(), (*value).to_owned()))
+                .collect()
+        };
+        let stale = [
+            ("b3", "0"),
+            ("x-b3-parentspanid", PARENT),
+            ("x-b3-flags", "1"),
+        ];
+        let headers = injected(
+            B3Encoding::SingleAndMultipleHeaders,
+            &context(TRACE, TraceFlags::SAMPLED, None),
+            &stale,
+        );
+        let single = format!("{TRACE}-{SPAN}-1");
+        assert_eq!(
+            sorted(&headers),
+            pairs(&[
+                ("b3", &single),
+                ("x-b3-sampled", "1"),
+                ("x-b3-spanid", SPAN),
+                ("x-b3-traceid", TRACE),
+            ])
+        );
+
+        let headers = injected(
+            B3Encoding::SingleAndMultipleHeaders,
+            &context(TRACE, DEBUG_SAMPLED, Some(PARENT)),
+            &[("x-b3-sampled", "0")],
+        );
+        let single = format!("{TRACE}-{SPAN}-d-{PARENT}");
+        assert_eq!(
+            sorted(&headers),
+            pairs(&[
+                ("b3", &single),
+                ("x-b3-flags", "1"),
+                ("x-b3-parentspanid", PARENT),
+                ("x-b3-spanid", SPAN),
+                ("x-b3-traceid", TRACE),
+            ])
+        );
+
+        let headers = injected(
+            B3Encoding::SingleAndMultipleHeaders,
+            &context(TRACE64, TraceFlags::EMPTY, None),
+            &[],
+        );
+        let trace = format!("0000000000000000{TRACE64}");
+        let single = format!("{trace}-{SPAN}-0");
+        assert_eq!(
+            sorted(&headers),
+            pairs(&[
+                ("b3", &single),
+                ("x-b3-sampled", "0"),
+                ("x-b3-spanid", SPAN),
+                ("x-b3-traceid", &trace),
+            ])
+        );
+    }
+
+    #[test]
     fn inject_then_extract_round_trips_in_both_encodings() {
-        for encoding in [B3Encoding::SingleHeader, B3Encoding::MultipleHeaders] {
+        for encoding in [
+            B3Encoding::SingleHeader,
+            B3Encoding::MultipleHeaders,
+            B3Encoding::SingleAndMultipleHeaders,
+        ] {
             for (flags, read_back) in [
                 (TraceFlags::EMPTY, TraceFlags::EMPTY),
                 (TraceFlags::SAMPLED, TraceFlags::SAMPLED),

@@ -10,7 +10,9 @@ use super::header::{
     BAGGAGE_VALUE_ESCAPES, Dropped, HeaderScan, Known, MAX_ID_HEADER_LEN, StackValue,
     UBERCTX_PREFIX, is_token, limit_reason, replace,
 };
-use super::{ExtractError, Extracted, Presence, Propagator, RemoteContext};
+use super::{
+    ExtractError, Extracted, Presence, Propagator, RemoteContext, take_debug_of_same_span,
+};
 use crate::baggage::MAX_ENTRY_LEN;
 use crate::id::{parse_hex_u64, parse_hex_u128};
 use crate::trace_state::trim_ows;
@@ -72,9 +74,10 @@ impl Propagator for JaegerPropagator {
         "jaeger"
     }
 
-    /// Reads the parent (unless one is set already), the debug id and the baggage. Each part is
-    /// kept if valid on its own; the error returned is the first of trace id, debug id and
-    /// baggage that went wrong. [`Presence::Found`] means something was added to `into`.
+    /// Reads the parent (unless one is set already: then only a debug flag for that same span is
+    /// added, see [`Propagator::extract`]), the debug id and the baggage. Each part is kept if
+    /// valid on its own; the error returned is the first of trace id, debug id and baggage that
+    /// went wrong. [`Presence::Found`] means something was added to `into`.
     fn extract(&self, headers: &HeaderMap, into: &mut Extracted) -> Result<Presence, ExtractError> {
         self.extract_scanned(&HeaderScan::new(headers), into)
     }
@@ -96,18 +99,29 @@ impl Propagator for JaegerPropagator {
         let mut found = false;
         let mut error = None;
 
-        if into.parent.is_none() {
-            let parent = headers
+        let read_parent = || {
+            headers
                 .single(Known::UberTraceId, MAX_ID_HEADER_LEN)
-                .and_then(|value| value.map(parse_uber_trace_id).transpose());
-            match parent {
+                .and_then(|value| value.map(parse_uber_trace_id).transpose())
+        };
+        match &mut into.parent {
+            None => match read_parent() {
                 Ok(Some(parent)) => {
                     into.parent = Some(parent);
                     found = true;
                 }
                 Ok(None) => {}
                 Err(e) => error = Some(e),
+            },
+            // A preferred format chose the parent. Its flags may lack the debug bit this header
+            // carries for the same span (W3C has none); a malformed header is not reported, as a
+            // format that did not supply the parent was never counted as rejected.
+            Some(chosen) if !chosen.flags.is_debug() && headers.contains(Known::UberTraceId) => {
+                if let Ok(Some(later)) = read_parent() {
+                    found |= take_debug_of_same_span(chosen, &later);
+                }
             }
+            Some(_) => {}
         }
 
         match debug_id(headers) {
@@ -721,6 +735,128 @@ mod tests {
         let result =
             JaegerPropagator::new().extract(&headers(&[("uber-trace-id", &trace)]), &mut extracted);
         assert_eq!(result, Ok(Presence::Absent));
+    }
+
+    /// What a preferred format chose: `TRACE`/`SPAN` with these flags.
+    fn chosen(flags: TraceFlags, sampling_deferred: bool) -> Extracted {
+        Extracted {
+            parent: Some(RemoteContext {
+                trace_id: TRACE.parse().expect("valid trace id"),
+                span_id: span(SPAN),
+                parent_span_id: None,
+                flags,
+                trace_state: "congo=t61rcWkgMzE".parse().expect("valid trace state"),
+                sampling_deferred,
+            }),
+            ..Extracted::default()
+        }
+    }
+
+    fn extract_beside(
+        mut extracted: Extracted,
+        value: &str,
+    ) -> (Result<Presence, ExtractError>, Extracted) {
+        let result =
+            JaegerPropagator::new().extract(&headers(&[("uber-trace-id", value)]), &mut extracted);
+        (result, extracted)
+    }
+
+    #[test]
+    fn a_debug_flag_for_the_chosen_span_is_added_to_it() {
+        let sampled_debug = TraceFlags::SAMPLED | TraceFlags::DEBUG;
+        for (flags, value) in [
+            (
+                TraceFlags::SAMPLED,
+                format!("{TRACE}:{SPAN}:00000000000004d2:03"),
+            ),
+            // The W3C random bit is kept; debug implies sampled, also for Jaeger's 0x02 alone.
+            (
+                TraceFlags::RANDOM,
+                format!("{TRACE}:{SPAN}:00000000000004d2:2"),
+            ),
+            // Upper case, URL-encoded: read as Jaeger reads it.
+            (
+                TraceFlags::SAMPLED,
+                format!("{}%3A{SPAN}%3A0%3A3", TRACE.to_uppercase()),
+            ),
+        ] {
+            let (result, extracted) = extract_beside(chosen(flags, false), &value);
+            assert_eq!(result, Ok(Presence::Found), "{value}");
+            // Only the flags change: Jaeger's parent span id is not taken, the trace state kept.
+            assert_eq!(extracted, chosen(flags | sampled_debug, false), "{value}");
+        }
+        // A 64-bit trace id written as 16 digits is the same trace as its 32-digit form.
+        let short = "0000000000000000a3ce929d0e0e4736";
+        let mut extracted = chosen(TraceFlags::SAMPLED, false);
+        if let Some(parent) = &mut extracted.parent {
+            parent.trace_id = short.parse().expect("valid trace id");
+        }
+        let (result, extracted) =
+            extract_beside(extracted, &format!("a3ce929d0e0e4736:{SPAN}:0:3"));
+        assert_eq!(result, Ok(Presence::Found));
+        assert_eq!(extracted.parent.map(|p| p.flags), Some(sampled_debug));
+    }
+
+    #[test]
+    fn a_debug_flag_ends_a_deferred_decision_of_the_chosen_parent() {
+        let (result, extracted) = extract_beside(
+            chosen(TraceFlags::EMPTY, true),
+            &format!("{TRACE}:{SPAN}:0:3"),
+        );
+        assert_eq!(result, Ok(Presence::Found));
+        assert_eq!(
+            extracted,
+            chosen(TraceFlags::SAMPLED | TraceFlags::DEBUG, false)
+        );
+    }
+
+    #[test]
+    fn flags_of_another_span_or_without_debug_leave_the_chosen_parent_as_it_is() {
+        let other_trace = "4bf92f3577b34da6a3ce929d0e0e4737";
+        for value in [
+            format!("{TRACE}:00f067aa0ba902b8:{SPAN}:3"),
+            format!("{other_trace}:{SPAN}:0:3"),
+            format!("a3ce929d0e0e4736:{SPAN}:0:3"),
+            format!("{TRACE}:{SPAN}:0:1"),
+            format!("{TRACE}:{SPAN}:0:9"),
+        ] {
+            for flags in [TraceFlags::EMPTY, TraceFlags::SAMPLED] {
+                let (result, extracted) = extract_beside(chosen(flags, false), &value);
+                assert_eq!(result, Ok(Presence::Absent), "{value}");
+                assert_eq!(extracted, chosen(flags, false), "{value}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_malformed_trace_id_beside_a_chosen_parent_is_not_reported() {
+        for value in [
+            format!("{TRACE}:{SPAN}:0"),
+            format!("{TRACE}:{SPAN}:0:3:"),
+            "0:0:0:3".to_owned(),
+            "x".repeat(513),
+        ] {
+            let (result, extracted) = extract_beside(chosen(TraceFlags::SAMPLED, false), &value);
+            assert_eq!(result, Ok(Presence::Absent), "{value}");
+            assert_eq!(extracted, chosen(TraceFlags::SAMPLED, false));
+        }
+        let one = format!("{TRACE}:{SPAN}:0:3");
+        let mut extracted = chosen(TraceFlags::SAMPLED, false);
+        let result = JaegerPropagator::new().extract(
+            &headers(&[("uber-trace-id", &one), ("uber-trace-id", &one)]),
+            &mut extracted,
+        );
+        assert_eq!(result, Ok(Presence::Absent));
+        assert_eq!(extracted, chosen(TraceFlags::SAMPLED, false));
+    }
+
+    #[test]
+    fn a_chosen_parent_already_debug_is_left_as_it_is() {
+        let debug = TraceFlags::DEBUG;
+        let (result, extracted) =
+            extract_beside(chosen(debug, false), &format!("{TRACE}:{SPAN}:0:3"));
+        assert_eq!(result, Ok(Presence::Absent));
+        assert_eq!(extracted, chosen(debug, false));
     }
 
     fn injected(context: &SpanContext) -> HeaderMap {

@@ -11,7 +11,14 @@
 //!
 //! A [`CompositePropagator`] combines them in an order of preference: on extraction the first
 //! format that carries a valid parent wins (baggage is merged from every format); on injection
-//! every format writes its headers.
+//! every format writes its headers. One exception to "the first wins": when a later format
+//! carries the same span (trace id and span id) with its debug flag, the parent becomes debug
+//! (and sampled) too, since W3C, preferred by default, has no debug bit to carry it (see
+//! [`Propagator::extract`]).
+//!
+//! `OTEL_PROPAGATORS=b3,b3multi` (either order) builds one [`B3Propagator`] writing both B3
+//! encodings ([`B3Encoding::SingleAndMultipleHeaders`], named `b3,b3multi`), rather than two
+//! that would each remove the other's headers.
 //!
 //! Malformed or oversized input never panics and never fails a request: the format reports an
 //! [`ExtractError`], the request continues with "no parent" from that format, and the composite
@@ -128,6 +135,29 @@ impl Extracted {
     }
 }
 
+/// Adds `later`'s debug decision to `chosen` when both name the same span (trace id and span
+/// id) and `later` is debug; reports whether it did.
+///
+/// Several formats in one request are normally one peer writing one context in each; W3C has no
+/// debug bit, so without this a debug trace would stop being debug at the first hop whose
+/// preferred format is W3C. Debug implies sampled, so SAMPLED is added too, and a decision
+/// `chosen` deferred (B3 ids without a sampling state) is deferred no longer. A different span
+/// is a different context, whose flags say nothing about `chosen`.
+pub(super) fn take_debug_of_same_span(chosen: &mut RemoteContext, later: &RemoteContext) -> bool {
+    if !later.flags.is_debug()
+        || later.span_id != chosen.span_id
+        || later.trace_id != chosen.trace_id
+    {
+        return false;
+    }
+    chosen.flags = chosen
+        .flags
+        .with(TraceFlags::SAMPLED, true)
+        .with(TraceFlags::DEBUG, true);
+    chosen.sampling_deferred = false;
+    true
+}
+
 /// Whether a format's headers were there.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Presence {
@@ -175,14 +205,22 @@ pub enum ExtractError {
 /// One wire format for trace context (and/or baggage) in HTTP headers.
 pub trait Propagator: Send + Sync + fmt::Debug {
     /// The format's `OTEL_PROPAGATORS` name (`tracecontext`, `baggage`, `jaeger`, `b3`,
-    /// `b3multi`), used to label counters.
+    /// `b3multi`, or `b3,b3multi` for B3 writing both encodings), used to label counters.
     fn name(&self) -> &'static str;
 
     /// Reads this format's headers into `into`.
     ///
-    /// A format that carries a parent leaves `into.parent` untouched when it is already set (a
-    /// preferred format found one first), but still adds its baggage and debug id. Never panics,
-    /// whatever the headers hold.
+    /// When `into.parent` is already set (a preferred format found one first), a format that
+    /// carries a parent keeps it, with one exception: if its own parent has the same trace id
+    /// and span id and is debug, while the chosen one is not, it adds [`TraceFlags::DEBUG`] and
+    /// [`TraceFlags::SAMPLED`] to the chosen parent's flags and clears its
+    /// [`sampling_deferred`](RemoteContext::sampling_deferred) (debug is a decision, and implies
+    /// sampled), which counts as [`Presence::Found`]. Nothing else of the chosen parent changes,
+    /// and a parent that names another span or trace changes nothing. The built-in formats then read their parent header only to find
+    /// that flag: it is not read when the chosen parent is already debug, and if it is malformed
+    /// no error is returned for it. Baggage and the debug id are added either way.
+    ///
+    /// Never panics, whatever the headers hold.
     fn extract(&self, headers: &HeaderMap, into: &mut Extracted) -> Result<Presence, ExtractError>;
 
     /// Like [`extract`](Propagator::extract), with the request's trace headers already found by
@@ -283,17 +321,40 @@ impl CompositePropagator {
     /// `tracecontext`, `baggage`, `b3` (single-header injection), `b3multi`, `jaeger` and `none`,
     /// in order of preference: when several formats carry a parent, the first listed wins
     /// (OpenTelemetry SDKs let the last one win; an order of preference reads more naturally, and
-    /// it only matters when a caller sends conflicting formats). Case and white space around names are ignored; `none` contributes
-    /// nothing, so `none` alone turns propagation off. An unknown name is an error rather than
-    /// silently ignored, so a typo is seen at start-up.
+    /// it only matters when a caller sends conflicting formats). Case and white space around
+    /// names are ignored, and so is a name listed again; `none` contributes nothing, so `none`
+    /// alone turns propagation off. An unknown name is an error rather than silently ignored, so
+    /// a typo is seen at start-up.
+    ///
+    /// `b3` and `b3multi` together (in either order, not necessarily next to each other) become
+    /// one [`B3Propagator`] writing both encodings ([`B3Encoding::SingleAndMultipleHeaders`],
+    /// named `b3,b3multi`), at the place of the first of them listed: two B3 formats would each
+    /// remove the other's headers on injection, and read the same headers twice.
+    ///
+    /// ```
+    /// use trace_core::propagation::CompositePropagator;
+    ///
+    /// let propagation = CompositePropagator::from_otel_propagators("b3multi,tracecontext,b3")?;
+    /// let names: Vec<&str> = propagation.formats().map(|f| f.name()).collect();
+    /// assert_eq!(names, ["b3,b3multi", "tracecontext"]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn from_otel_propagators(list: &str) -> Result<Self, UnknownPropagator> {
         let mut formats: Vec<Box<dyn Propagator>> = Vec::new();
+        // Where the B3 format is, and what it writes so far.
+        let mut b3: Option<(usize, B3Encoding)> = None;
         for name in list.split(',').map(str::trim).filter(|n| !n.is_empty()) {
             let format: Box<dyn Propagator> = match name.to_ascii_lowercase().as_str() {
                 "tracecontext" => Box::new(TraceContextPropagator::new()),
                 "baggage" => Box::new(BaggagePropagator::new()),
-                "b3" => Box::new(B3Propagator::new(B3Encoding::SingleHeader)),
-                "b3multi" => Box::new(B3Propagator::new(B3Encoding::MultipleHeaders)),
+                "b3" => {
+                    Self::add_b3(&mut formats, &mut b3, B3Encoding::SingleHeader);
+                    continue;
+                }
+                "b3multi" => {
+                    Self::add_b3(&mut formats, &mut b3, B3Encoding::MultipleHeaders);
+                    continue;
+                }
                 "jaeger" => Box::new(JaegerPropagator::new()),
                 "none" => continue,
                 _ => return Err(UnknownPropagator(name.to_owned())),
@@ -303,6 +364,31 @@ impl CompositePropagator {
             }
         }
         Ok(Self::new(formats))
+    }
+
+    /// Adds B3 writing `encoding` to `formats`, or widens the B3 format already there (at the
+    /// index in `b3`) to write both encodings.
+    fn add_b3(
+        formats: &mut Vec<Box<dyn Propagator>>,
+        b3: &mut Option<(usize, B3Encoding)>,
+        encoding: B3Encoding,
+    ) {
+        match *b3 {
+            None => {
+                *b3 = Some((formats.len(), encoding));
+                formats.push(Box::new(B3Propagator::new(encoding)));
+            }
+            Some((at, written))
+                if written != encoding && written != B3Encoding::SingleAndMultipleHeaders =>
+            {
+                let both = B3Encoding::SingleAndMultipleHeaders;
+                *b3 = Some((at, both));
+                if let Some(slot) = formats.get_mut(at) {
+                    *slot = Box::new(B3Propagator::new(both));
+                }
+            }
+            Some(_) => {}
+        }
     }
 
     /// Builds the composite from the `OTEL_PROPAGATORS` environment variable, or
