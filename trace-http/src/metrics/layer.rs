@@ -314,6 +314,12 @@ impl MetricsBuilder {
 /// program, up to 4,096 distinct ones; a route beyond that (only routes made per request could
 /// get there) is labelled `_overflow`.
 ///
+/// A failed request carries `error_type`: its status code for a 5xx response, `response_body`
+/// when the body failed while being sent, `_OTHER` when the inner service returned an error,
+/// `aborted` when it was given up before its response was ready (the client went away, a
+/// timeout layer outside cancelled it; no status then), and `panic` when its handler panicked
+/// under a panic-catching layer outside this one.
+///
 /// ```
 /// use std::sync::Arc;
 /// use axum::{Router, routing::get};
