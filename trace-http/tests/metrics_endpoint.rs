@@ -1,6 +1,7 @@
-//! The `/metrics` endpoint: OpenMetrics (with exemplars and `# EOF`) when the scraper asks for
-//! it, Prometheus text format 0.0.4 otherwise; metric name prefix and constant labels; and the
-//! application's own metrics registered into the same registry.
+//! The `/metrics` endpoint: OpenMetrics (with exemplars and `# EOF`) when the scraper's `Accept`
+//! prefers it, Prometheus text format 0.0.4 otherwise; metric name prefix and constant labels;
+//! and the application's own metrics registered into the same registry, info metrics and label
+//! values holding the exemplar marker among them.
 
 #![allow(clippy::unwrap_used)]
 
@@ -15,7 +16,10 @@ use axum::Router;
 use axum::routing::get;
 use http::{Method, StatusCode};
 use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::exemplar::CounterWithExemplar;
+use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::info::Info;
 use prometheus_client::registry::Registry;
 use trace_http::TraceLayer;
 use trace_http::metrics::{
@@ -354,4 +358,227 @@ async fn a_registry_with_server_and_client_layers_declares_each_family_once() {
         // Panics on a family declared twice: invalid in both formats.
         declared_types(&reply.body);
     }
+}
+
+/// The one sample named `name`; panics if there is not exactly one.
+fn only_sample<'a>(samples: &'a [Sample], name: &str) -> &'a Sample {
+    match samples_of(samples, name, &[]).as_slice() {
+        [one] => one,
+        found => panic!("one {name} sample expected, found {found:#?}"),
+    }
+}
+
+/// `/metrics` of a registry holding the server layer's metrics (one request recorded).
+async fn serve_layer_metrics() -> SocketAddr {
+    let mut registry = Registry::default();
+    let server = MetricsBuilder::new().server(&mut registry);
+    let app = Router::new()
+        .route("/", get(|| async { "ok" }))
+        .layer(server)
+        .route_service("/metrics", metrics_service(Arc::new(registry)));
+    let addr = support::serve(app).await;
+    support::get(addr, "/", &[]).await;
+    addr
+}
+
+#[tokio::test]
+async fn the_format_follows_the_q_values_of_accept() {
+    let addr = serve_layer_metrics().await;
+    for (accept, expected) in [
+        (Some(OPENMETRICS_ACCEPT), OPENMETRICS_CONTENT_TYPE),
+        (Some(PROMETHEUS_ACCEPT), OPENMETRICS_CONTENT_TYPE),
+        // Prometheus with `scrape_protocols: [PrometheusText0.0.4, OpenMetricsText1.0.0]`.
+        (
+            Some(
+                "text/plain;version=0.0.4;q=0.5,application/openmetrics-text;version=1.0.0;q=0.4,\
+                 */*;q=0.1",
+            ),
+            PROMETHEUS_CONTENT_TYPE,
+        ),
+        (
+            Some("application/openmetrics-text;q=0, text/plain;version=0.0.4"),
+            PROMETHEUS_CONTENT_TYPE,
+        ),
+        (
+            Some("application/openmetrics-text;q=0, */*"),
+            PROMETHEUS_CONTENT_TYPE,
+        ),
+        (Some("text/plain;q=0, */*"), OPENMETRICS_CONTENT_TYPE),
+        (
+            Some("Application/OpenMetrics-Text; Version=1.0.0"),
+            OPENMETRICS_CONTENT_TYPE,
+        ),
+        (
+            Some("text/plain, application/openmetrics-text"),
+            OPENMETRICS_CONTENT_TYPE,
+        ),
+        (
+            Some("application/openmetrics-text;version=0.0.1"),
+            PROMETHEUS_CONTENT_TYPE,
+        ),
+        (
+            Some("application/openmetrics-text;q=1.5, text/plain;q=0.1"),
+            PROMETHEUS_CONTENT_TYPE,
+        ),
+        // A browser.
+        (
+            Some("text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"),
+            PROMETHEUS_CONTENT_TYPE,
+        ),
+        (None, PROMETHEUS_CONTENT_TYPE),
+    ] {
+        let reply = support::scrape(addr, accept).await;
+        assert_eq!(content_type(&reply), expected, "Accept: {accept:?}");
+        let openmetrics = expected == OPENMETRICS_CONTENT_TYPE;
+        assert_eq!(
+            reply.body.ends_with("\n# EOF\n"),
+            openmetrics,
+            "Accept: {accept:?}:\n{}",
+            reply.body
+        );
+    }
+}
+
+#[tokio::test]
+async fn every_accept_field_counts_and_junk_bytes_are_ignored() {
+    let addr = serve_layer_metrics().await;
+    let cases: [(&[&[u8]], &str); 5] = [
+        (
+            &[b"text/plain;q=0.5", b"application/openmetrics-text;q=0.6"],
+            OPENMETRICS_CONTENT_TYPE,
+        ),
+        (
+            &[b"application/openmetrics-text;q=0.6", b"text/plain;q=0.7"],
+            PROMETHEUS_CONTENT_TYPE,
+        ),
+        // Bytes that are not UTF-8 spoil their own range only.
+        (
+            &[b"text/x-\xe9\xff;q=1, application/openmetrics-text;q=0.2"],
+            OPENMETRICS_CONTENT_TYPE,
+        ),
+        (
+            &[b"application/openmetrics-text;q=0.\xe9, text/plain;q=0.1"],
+            PROMETHEUS_CONTENT_TYPE,
+        ),
+        (
+            &[
+                b"\"application/openmetrics-text",
+                b";;,,=\\\"",
+                b"\xff/\xfe;q=",
+            ],
+            PROMETHEUS_CONTENT_TYPE,
+        ),
+    ];
+    for (fields, expected) in cases {
+        let headers = fields
+            .iter()
+            .map(|field| support::header("accept", field))
+            .collect();
+        let request = support::request_raw(Method::GET, addr, "/metrics", headers);
+        let reply = support::send(&support::client(), request).await;
+        assert_eq!(reply.status, StatusCode::OK, "Accept: {fields:?}");
+        assert_eq!(content_type(&reply), expected, "Accept: {fields:?}");
+    }
+}
+
+type Labels = Vec<(String, String)>;
+
+/// A label value holding the marker that starts an exemplar, and a quote and a backslash.
+const JOB: &str = "nightly # {backup} \"full\" \\";
+/// The job's exemplar label value, holding the marker too.
+const JOB_TRACE: &str = "abc # {def}";
+
+/// `/metrics` of a registry holding the server layer's metrics (one request recorded), a
+/// build-info metric and a counter with a label value and an exemplar holding ` # {`.
+async fn serve_build_info_and_jobs() -> SocketAddr {
+    let mut registry = Registry::default();
+    let server = MetricsBuilder::new().server(&mut registry);
+    registry.register(
+        "build",
+        "Build information",
+        Info::new(vec![("version", "1.2.3")]),
+    );
+    let jobs = Family::<Labels, CounterWithExemplar<Labels>>::default();
+    registry.register("jobs", "Jobs run", jobs.clone());
+    jobs.get_or_create(&vec![("name".to_owned(), JOB.to_owned())])
+        .inc_by(
+            1,
+            Some(vec![("trace_id".to_owned(), JOB_TRACE.to_owned())]),
+            None,
+        );
+    let app = Router::new()
+        .route("/", get(|| async { "ok" }))
+        .layer(server)
+        .route_service("/metrics", metrics_service(Arc::new(registry)));
+    let addr = support::serve(app).await;
+    support::get(addr, "/", &[]).await;
+    addr
+}
+
+#[tokio::test]
+async fn an_info_metric_is_a_gauge_named_like_its_sample_in_the_text_format() {
+    let addr = serve_build_info_and_jobs().await;
+    let openmetrics = support::scrape(addr, Some(OPENMETRICS_ACCEPT)).await.body;
+    assert_eq!(
+        declared_types(&openmetrics)
+            .get("build")
+            .map(String::as_str),
+        Some("info"),
+        "{openmetrics}"
+    );
+
+    let text = support::scrape(addr, None).await.body;
+    let types = declared_types(&text);
+    assert_eq!(
+        types.get("build_info").map(String::as_str),
+        Some("gauge"),
+        "{text}"
+    );
+    assert!(!types.contains_key("build"), "{text}");
+    assert!(
+        text.contains("# HELP build_info Build information.\n"),
+        "{text}"
+    );
+    assert!(!text.contains("# HELP build "), "{text}");
+    let samples = parse_exposition(&text);
+    let build = only_sample(&samples, "build_info");
+    assert_eq!(build.label("version"), Some("1.2.3"));
+    assert_eq!(build.value, 1.0);
+    for (name, kind) in &types {
+        assert!(
+            ["counter", "gauge", "histogram", "summary", "untyped"].contains(&kind.as_str()),
+            "{name} has type {kind}"
+        );
+        assert!(
+            samples.iter().any(|s| s.name.starts_with(name.as_str())),
+            "{name} has no sample:\n{text}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_label_value_holding_the_exemplar_marker_is_served_whole() {
+    let addr = serve_build_info_and_jobs().await;
+    let openmetrics = support::scrape(addr, Some(OPENMETRICS_ACCEPT)).await.body;
+    let samples = parse_exposition(&openmetrics);
+    let job = only_sample(&samples, "jobs_total");
+    assert_eq!(job.label("name"), Some(JOB), "{openmetrics}");
+    let exemplar = job.exemplar.as_ref().unwrap();
+    assert_eq!(exemplar.label("trace_id"), Some(JOB_TRACE), "{openmetrics}");
+
+    let text = support::scrape(addr, None).await.body;
+    assert!(
+        text.contains("\njobs_total{name=\"nightly # {backup} \\\"full\\\" \\\\\"} 1\n"),
+        "{text}"
+    );
+    assert!(
+        !text.contains(JOB_TRACE),
+        "no exemplar in the text format:\n{text}"
+    );
+    // Every line whole: the same samples as OpenMetrics, less the exemplars.
+    assert_eq!(
+        parse_exposition(&text),
+        without_exemplars(&samples),
+        "{text}"
+    );
 }

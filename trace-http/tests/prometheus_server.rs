@@ -1,6 +1,7 @@
 //! The metrics against the real Prometheus tools: `promtool check metrics` accepts the
-//! Prometheus-text exposition, and a real `prometheus` server scrapes an axum app with both
-//! layers, computes a latency quantile in the right bucket and stores the trace exemplars.
+//! Prometheus-text exposition (info metrics and label values holding ` # {` included), and a
+//! real `prometheus` server scrapes an axum app with both layers, computes a latency quantile in
+//! the right bucket and stores the trace exemplars.
 //!
 //! They fail, saying what to install, when `promtool` / `prometheus` are missing: `.ci/run`
 //! installs Debian's `prometheus` package.
@@ -22,6 +23,9 @@ use bytes::Bytes;
 use http::{Method, Request, StatusCode};
 use http_body_util::Full;
 use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::exemplar::CounterWithExemplar;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::info::Info;
 use prometheus_client::registry::Registry;
 use serde_json::Value;
 use trace_core::{InMemoryCollector, TraceId};
@@ -248,6 +252,44 @@ async fn promtool_accepts_a_registry_with_server_and_client_layers() {
     })
     .await;
     promtool_check(&support::scrape(addr, None).await.body);
+}
+
+#[tokio::test]
+async fn promtool_accepts_info_metrics_and_label_values_holding_the_exemplar_marker() {
+    require("promtool");
+    type Labels = Vec<(String, String)>;
+    let mut registry = Registry::default();
+    let server = MetricsBuilder::new().server(&mut registry);
+    registry.register(
+        "build",
+        "Build information",
+        Info::new(vec![("version", "1.2.3")]),
+    );
+    let jobs = Family::<Labels, CounterWithExemplar<Labels>>::default();
+    registry.register("jobs", "Jobs run", jobs.clone());
+    jobs.get_or_create(&vec![("name".to_owned(), "nightly # {backup}".to_owned())])
+        .inc_by(
+            1,
+            Some(vec![("trace_id".to_owned(), "abc # {def}".to_owned())]),
+            None,
+        );
+    let app = Router::new()
+        .route("/", get(|| async { "ok" }))
+        .layer(server)
+        .route_service("/metrics", metrics_service(Arc::new(registry)));
+    let addr = support::serve(app).await;
+    support::get(addr, "/", &[]).await;
+    support::scrape_until(addr, "the request", |s| {
+        !support::samples_of(s, "http_server_request_duration_seconds_count", &[]).is_empty()
+    })
+    .await;
+    let text = support::scrape(addr, None).await.body;
+    assert!(text.contains("\n# TYPE build_info gauge\n"), "{text}");
+    assert!(
+        text.contains("\njobs_total{name=\"nightly # {backup}\"} 1\n"),
+        "{text}"
+    );
+    promtool_check(&text);
 }
 
 // ---------------------------------------------------------------------------------------------
