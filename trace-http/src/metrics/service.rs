@@ -105,12 +105,10 @@ where
 
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
         let (method, _) = semconv::method_name(request.method());
-        // The bare address, as the server side labels it (`::1`, not the URI's `[::1]`).
-        let server_address = request
-            .uri()
-            .host()
-            .map(|host| host.trim_start_matches('[').trim_end_matches(']'))
-            .map(|host| self.metrics.addresses.get(host));
+        // The address the client span records: bare (`::1`, as servers label themselves), from
+        // the `Host` header for an origin-form request.
+        let server_address = crate::client::server_target(&request)
+            .map(|(address, _)| self.metrics.addresses.get(address));
         let exemplar = match request.extensions().get::<SpanContext>() {
             Some(context) => TraceExemplar::of(context),
             None => with_current(|context| context.and_then(TraceExemplar::of)),
