@@ -66,7 +66,8 @@ pub struct ExporterArgs {
     /// The OpenTelemetry sampler's ratio; ignored when --traces-sampler is given
     #[arg(long, env = "OTEL_TRACES_SAMPLER_ARG", value_name = "RATIO")]
     pub otel_traces_sampler_arg: Option<String>,
-    /// Header formats, preferred first: tracecontext, baggage, b3, b3multi, jaeger, none
+    /// Header formats, preferred first: tracecontext, baggage, b3, b3multi (with b3: both
+    /// written), jaeger, none
     #[arg(long, env = "OTEL_PROPAGATORS", value_name = "LIST")]
     pub propagators: Option<String>,
     /// The longest a span waits before its batch is sent, in ms [default: 5000]

@@ -92,7 +92,8 @@ static REFERENCE: &[Setting] = &[
         "--propagators",
         "tracecontext,baggage,jaeger,b3",
         "Header formats read and written, preferred first: `tracecontext`, `baggage`, `b3` \
-         (single header), `b3multi`, `jaeger`, `none`.",
+         (single header), `b3multi` (`x-b3-*`; listed with `b3`, both are written), `jaeger`, \
+         `none`.",
     ),
     setting(
         "OTEL_BSP_SCHEDULE_DELAY",
