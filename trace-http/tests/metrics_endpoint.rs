@@ -16,10 +16,7 @@ use axum::Router;
 use axum::routing::get;
 use http::{Method, StatusCode};
 use prometheus_client::metrics::counter::Counter;
-use prometheus_client::metrics::exemplar::CounterWithExemplar;
-use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
-use prometheus_client::metrics::info::Info;
 use prometheus_client::registry::Registry;
 use trace_http::TraceLayer;
 use trace_http::metrics::{
@@ -370,15 +367,7 @@ fn only_sample<'a>(samples: &'a [Sample], name: &str) -> &'a Sample {
 
 /// `/metrics` of a registry holding the server layer's metrics (one request recorded).
 async fn serve_layer_metrics() -> SocketAddr {
-    let mut registry = Registry::default();
-    let server = MetricsBuilder::new().server(&mut registry);
-    let app = Router::new()
-        .route("/", get(|| async { "ok" }))
-        .layer(server)
-        .route_service("/metrics", metrics_service(Arc::new(registry)));
-    let addr = support::serve(app).await;
-    support::get(addr, "/", &[]).await;
-    addr
+    support::serve_layer_metrics_with(|_| {}).await
 }
 
 #[tokio::test]
@@ -481,8 +470,6 @@ async fn every_accept_field_counts_and_junk_bytes_are_ignored() {
     }
 }
 
-type Labels = Vec<(String, String)>;
-
 /// A label value holding the marker that starts an exemplar, and a quote and a backslash.
 const JOB: &str = "nightly # {backup} \"full\" \\";
 /// The job's exemplar label value, holding the marker too.
@@ -491,28 +478,10 @@ const JOB_TRACE: &str = "abc # {def}";
 /// `/metrics` of a registry holding the server layer's metrics (one request recorded), a
 /// build-info metric and a counter with a label value and an exemplar holding ` # {`.
 async fn serve_build_info_and_jobs() -> SocketAddr {
-    let mut registry = Registry::default();
-    let server = MetricsBuilder::new().server(&mut registry);
-    registry.register(
-        "build",
-        "Build information",
-        Info::new(vec![("version", "1.2.3")]),
-    );
-    let jobs = Family::<Labels, CounterWithExemplar<Labels>>::default();
-    registry.register("jobs", "Jobs run", jobs.clone());
-    jobs.get_or_create(&vec![("name".to_owned(), JOB.to_owned())])
-        .inc_by(
-            1,
-            Some(vec![("trace_id".to_owned(), JOB_TRACE.to_owned())]),
-            None,
-        );
-    let app = Router::new()
-        .route("/", get(|| async { "ok" }))
-        .layer(server)
-        .route_service("/metrics", metrics_service(Arc::new(registry)));
-    let addr = support::serve(app).await;
-    support::get(addr, "/", &[]).await;
-    addr
+    support::serve_layer_metrics_with(|registry| {
+        support::register_info_and_jobs(registry, JOB, JOB_TRACE);
+    })
+    .await
 }
 
 #[tokio::test]

@@ -23,9 +23,6 @@ use bytes::Bytes;
 use http::{Method, Request, StatusCode};
 use http_body_util::Full;
 use prometheus_client::metrics::counter::Counter;
-use prometheus_client::metrics::exemplar::CounterWithExemplar;
-use prometheus_client::metrics::family::Family;
-use prometheus_client::metrics::info::Info;
 use prometheus_client::registry::Registry;
 use serde_json::Value;
 use trace_core::{InMemoryCollector, TraceId};
@@ -238,15 +235,10 @@ async fn promtool_accepts_the_exposition_with_prefix_constant_labels_and_overflo
 #[tokio::test]
 async fn promtool_accepts_a_registry_with_server_and_client_layers() {
     require("promtool");
-    let mut registry = Registry::default();
-    let server = MetricsBuilder::new().server(&mut registry);
-    let _client = MetricsBuilder::new().client(&mut registry);
-    let app = Router::new()
-        .route("/", get(|| async { "ok" }))
-        .layer(server)
-        .route_service("/metrics", metrics_service(Arc::new(registry)));
-    let addr = support::serve(app).await;
-    support::get(addr, "/", &[]).await;
+    let addr = support::serve_layer_metrics_with(|registry| {
+        MetricsBuilder::new().client(registry);
+    })
+    .await;
     support::scrape_until(addr, "the request", |s| {
         !support::samples_of(s, "http_server_request_duration_seconds_count", &[]).is_empty()
     })
@@ -257,28 +249,10 @@ async fn promtool_accepts_a_registry_with_server_and_client_layers() {
 #[tokio::test]
 async fn promtool_accepts_info_metrics_and_label_values_holding_the_exemplar_marker() {
     require("promtool");
-    type Labels = Vec<(String, String)>;
-    let mut registry = Registry::default();
-    let server = MetricsBuilder::new().server(&mut registry);
-    registry.register(
-        "build",
-        "Build information",
-        Info::new(vec![("version", "1.2.3")]),
-    );
-    let jobs = Family::<Labels, CounterWithExemplar<Labels>>::default();
-    registry.register("jobs", "Jobs run", jobs.clone());
-    jobs.get_or_create(&vec![("name".to_owned(), "nightly # {backup}".to_owned())])
-        .inc_by(
-            1,
-            Some(vec![("trace_id".to_owned(), "abc # {def}".to_owned())]),
-            None,
-        );
-    let app = Router::new()
-        .route("/", get(|| async { "ok" }))
-        .layer(server)
-        .route_service("/metrics", metrics_service(Arc::new(registry)));
-    let addr = support::serve(app).await;
-    support::get(addr, "/", &[]).await;
+    let addr = support::serve_layer_metrics_with(|registry| {
+        support::register_info_and_jobs(registry, "nightly # {backup}", "abc # {def}");
+    })
+    .await;
     support::scrape_until(addr, "the request", |s| {
         !support::samples_of(s, "http_server_request_duration_seconds_count", &[]).is_empty()
     })

@@ -60,6 +60,55 @@ async fn bind() -> (TcpListener, SocketAddr) {
 }
 
 /// Serves `app` with `axum::serve` on a fresh loopback port, until the test's runtime ends.
+/// Serves `/metrics` of a registry holding the server layer's metrics, plus whatever `register`
+/// adds, beside a `/` the layer measures; one request to `/` is made before returning.
+#[allow(dead_code)]
+pub(crate) async fn serve_layer_metrics_with(
+    register: impl FnOnce(&mut prometheus_client::registry::Registry),
+) -> SocketAddr {
+    let mut registry = prometheus_client::registry::Registry::default();
+    let server = trace_http::metrics::MetricsBuilder::new().server(&mut registry);
+    register(&mut registry);
+    let app = Router::new()
+        .route("/", routing::get(|| async { "ok" }))
+        .layer(server)
+        .route_service(
+            "/metrics",
+            trace_http::metrics::metrics_service(Arc::new(registry)),
+        );
+    let addr = serve(app).await;
+    get(addr, "/", &[]).await;
+    addr
+}
+
+/// Registers what the text format has to rewrite: an `info` metric `build`, and a `jobs`
+/// counter whose label value is `job` and whose exemplar's is `trace`.
+#[allow(dead_code)]
+pub(crate) fn register_info_and_jobs(
+    registry: &mut prometheus_client::registry::Registry,
+    job: &str,
+    trace: &str,
+) {
+    use prometheus_client::metrics::exemplar::CounterWithExemplar;
+    use prometheus_client::metrics::family::Family;
+    use prometheus_client::metrics::info::Info;
+
+    type Labels = Vec<(String, String)>;
+    registry.register(
+        "build",
+        "Build information",
+        Info::new(vec![("version", "1.2.3")]),
+    );
+    let jobs = Family::<Labels, CounterWithExemplar<Labels>>::default();
+    registry.register("jobs", "Jobs run", jobs.clone());
+    jobs.get_or_create(&vec![("name".to_owned(), job.to_owned())])
+        .inc_by(
+            1,
+            Some(vec![("trace_id".to_owned(), trace.to_owned())]),
+            None,
+        );
+}
+
 pub(crate) async fn serve(app: Router) -> SocketAddr {
     let (listener, addr) = bind().await;
     tokio::spawn(async move {
