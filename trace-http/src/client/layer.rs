@@ -66,7 +66,8 @@ impl ClientConfig {
 /// together from the URI's authority or, for an origin-form request (`/path`, as hyper's
 /// connection-level `SendRequest` sends it), from the `Host` header; the port falls back to the
 /// scheme's default. `url.full` is rebuilt from those parts: never the credentials, and the query
-/// only with [`record_query`](Self::record_query). 4xx and 5xx responses make the span an error.
+/// only with [`record_query`](Self::record_query), and not at all for a request that names no
+/// host anywhere. 4xx and 5xx responses make the span an error.
 ///
 /// ```
 /// use std::sync::Arc;

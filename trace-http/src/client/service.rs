@@ -95,7 +95,10 @@ fn record_request<B>(span: &mut SpanRecorder, request: &Request<B>, config: &Cli
         span.set_attribute(semconv::NETWORK_PROTOCOL_VERSION, version);
     }
     // Built from parts, so credentials in the authority (`user:pass@`) never reach the span.
-    let address = target.map_or("", |(address, _)| address);
+    // Without a host (an origin-form request that has no `Host` either) there is no full URL.
+    let Some((address, _)) = target else {
+        return;
+    };
     // Only an IPv6 address has a colon here; a URL needs it back in brackets.
     let ipv6 = address.contains(':');
     let mut full = String::with_capacity(
@@ -198,6 +201,13 @@ mod tests {
         assert_eq!(text(&span, "server.address"), Some("api.internal"));
         assert_eq!(int(&span, "server.port"), Some(80), "the scheme's default");
         assert_eq!(text(&span, "url.full"), Some("http://api.internal/items"));
+    }
+
+    #[test]
+    fn a_request_naming_no_host_records_no_url_full() {
+        let span = recorded(&request("/items", None), false);
+        assert_eq!(text(&span, "server.address"), None);
+        assert_eq!(text(&span, "url.full"), None, "no host, no full URL");
     }
 
     #[test]
