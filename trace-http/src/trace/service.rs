@@ -294,6 +294,9 @@ pub(crate) fn split_host_port(host: &str) -> Option<(&str, Option<u16>)> {
         return Some((address, port));
     }
     match host.rsplit_once(':') {
+        // More colons before the last: an IPv6 address without its brackets (invalid in a
+        // `Host`, but sent by some clients), so the last group is part of it, not a port.
+        Some((address, _)) if address.contains(':') => Some((host, None)),
         Some((address, port)) => Some((address, port.parse().ok())),
         None => Some((host, None)),
     }
@@ -355,6 +358,12 @@ mod tests {
             Some(("example.com", Some(8080)))
         );
         assert_eq!(split_host_port("example.com"), Some(("example.com", None)));
+        assert_eq!(
+            split_host_port("::1"),
+            Some(("::1", None)),
+            "unbracketed IPv6"
+        );
+        assert_eq!(split_host_port("[::1]:8080"), Some(("::1", Some(8080))));
         assert_eq!(split_host_port("[::1]:80"), Some(("::1", Some(80))));
         assert_eq!(split_host_port("[::1]"), Some(("::1", None)));
         assert_eq!(split_host_port(""), None);
