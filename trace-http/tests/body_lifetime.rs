@@ -64,6 +64,21 @@ impl http_body::Body for FailingBody {
     }
 }
 
+/// A body whose stream panics when polled (a handler's stream with a bug in it).
+struct PanickingBody;
+
+impl http_body::Body for PanickingBody {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        panic!("the body's stream has a bug");
+    }
+}
+
 /// `count` chunks, the first at once and then one every [`DELAY`]; stops early when the client
 /// is gone.
 fn slow_body(count: usize) -> Body {
@@ -96,6 +111,7 @@ fn streaming_app(layer: TraceLayer) -> Router {
         .route("/announced-long", get(|| async { announced(20) }))
         .route("/empty", get(|| async { StatusCode::NO_CONTENT }))
         .route("/failing", get(|| async { Body::new(FailingBody(false)) }))
+        .route("/panicking", get(|| async { Body::new(PanickingBody) }))
         .route(
             "/slow-head",
             get(|| async {
@@ -302,6 +318,45 @@ async fn response_without_body_ends_the_span_with_the_head() {
     assert_eq!(attr_i64(&span, "http.response.body.size"), Some(0));
     assert_eq!(attr_bool(&span, "tracewire.response.aborted"), None);
     assert!(span.events.iter().all(|e| e.name != "first byte sent"));
+}
+
+/// hyper drops a body whose `poll_frame` panicked while unwinding: that is the server failing,
+/// not the client going away.
+#[tokio::test]
+async fn a_panicking_response_body_fails_the_span_rather_than_marking_it_aborted() {
+    let collector = support::collector();
+    let mut registry = prometheus_client::registry::Registry::default();
+    let layer = TraceLayer::new(collector.clone())
+        .metrics(trace_http::metrics::MetricsLayer::new(&mut registry));
+    let addr = support::serve(streaming_app(layer)).await;
+    let client = support::client();
+    let sent = tokio::time::timeout(
+        support::REQUEST_TIMEOUT,
+        client.request(support::request(Method::GET, addr, "/panicking", &[])),
+    )
+    .await
+    .expect("an answer or an error in time");
+    if let Ok(response) = sent {
+        // The head may have gone out before the body panicked; its body then fails.
+        let _ = response.into_body().collect().await;
+    }
+
+    let span = support::wait_for_one_span(&collector).await;
+    assert_eq!(attr_str(&span, "error.type"), Some("panic"), "{span:#?}");
+    assert_eq!(attr_bool(&span, "tracewire.response.aborted"), None);
+    assert!(matches!(span.status, Status::Error { .. }), "{span:#?}");
+    let mut text = String::new();
+    prometheus_client::encoding::text::encode(&mut text, &registry).expect("encodes");
+    let samples = support::parse_exposition(&text);
+    assert_eq!(
+        support::sample_value(
+            &samples,
+            "http_server_request_duration_seconds_count",
+            &[("error_type", "panic")]
+        ),
+        Some(1.0),
+        "{text}"
+    );
 }
 
 #[tokio::test]

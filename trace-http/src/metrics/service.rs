@@ -241,10 +241,13 @@ impl MetricsObserver {
 
     /// The body ended at `now` (a reading the caller shares with the span).
     pub(crate) fn on_end_at(mut self, end: &BodyEnd<'_>, bytes: u64, now: Instant) {
-        if let BodyEnd::Error(_) = end
-            && self.error.is_none()
-        {
-            self.error = Some(ErrorType::ResponseBody);
+        if self.error.is_none() {
+            match end {
+                BodyEnd::Error(_) => self.error = Some(ErrorType::ResponseBody),
+                // Dropped while unwinding from the body's own panic (see the span observer).
+                BodyEnd::Dropped if std::thread::panicking() => self.error = Some(ErrorType::Panic),
+                BodyEnd::Complete | BodyEnd::Dropped => {}
+            }
         }
         self.record(true, Some(Some(bytes)), now);
     }

@@ -46,6 +46,13 @@ impl Observe for SpanObserver {
                     self.span
                         .set_status(Status::error(format!("response body failed: {error}")));
                 }
+                // hyper drops the body while unwinding from its panicking `poll_frame`: the
+                // server failed, the client did not go away.
+                BodyEnd::Dropped if std::thread::panicking() => {
+                    self.span.set_attribute(semconv::ERROR_TYPE, "panic");
+                    self.span
+                        .set_status(Status::error("the response body panicked"));
+                }
                 BodyEnd::Dropped => self.span.set_attribute(semconv::RESPONSE_ABORTED, true),
             }
         }
