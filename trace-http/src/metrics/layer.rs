@@ -318,7 +318,7 @@ impl MetricsBuilder {
 /// when the body failed while being sent, `_OTHER` when the inner service returned an error,
 /// `aborted` when it was given up before its response was ready (the client went away, a
 /// timeout layer outside cancelled it; no status then), and `panic` when its handler panicked
-/// under a panic-catching layer outside this one.
+/// under a panic-catching layer outside this one, or its response body panicked while sent.
 ///
 /// ```
 /// use std::sync::Arc;
