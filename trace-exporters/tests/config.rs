@@ -888,6 +888,30 @@ fn files_are_checked_too() {
     );
 }
 
+/// Header names are case-insensitive: a header from the environment replaces the file's of the
+/// same name, whatever the case of either, rather than both being sent (and the file's winning).
+#[test]
+fn an_environment_header_replaces_the_files_whatever_its_case() {
+    let mut config = ExporterConfig::default();
+    config
+        .otlp
+        .headers
+        .insert("authorization".into(), "Bearer file-token".into());
+    config
+        .apply_env(|name| {
+            (name == "OTEL_EXPORTER_OTLP_HEADERS")
+                .then(|| "Authorization=Bearer%20env-token".into())
+        })
+        .expect("applies");
+    let headers = config.otlp_headers().expect("headers");
+    let sent: Vec<&[u8]> = headers
+        .get_all("authorization")
+        .iter()
+        .map(|value| value.as_bytes())
+        .collect();
+    assert_eq!(sent, [&b"Bearer env-token"[..]]);
+}
+
 #[test]
 fn environment_overrides_the_file() {
     let document: ServiceJson = serde_json::from_value(service_json()).expect("service.json");

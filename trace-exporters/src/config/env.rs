@@ -205,7 +205,13 @@ impl ExporterConfig {
             }
             Ok(pairs)
         })? {
-            otlp.headers.extend(headers);
+            for (name, value) in headers {
+                // Header names are case-insensitive: the variable's replaces a header of the
+                // same name from the file whatever the case of either.
+                otlp.headers
+                    .retain(|existing, _| !existing.eq_ignore_ascii_case(&name));
+                otlp.headers.insert(name, value);
+            }
         }
         if let Some(protocol) = env.parse("OTEL_EXPORTER_OTLP_PROTOCOL", |value| {
             OtlpProtocol::from_name(value).ok_or_else(|| {

@@ -160,7 +160,7 @@ static REFERENCE: &[Setting] = &[
         "OTEL_EXPORTER_OTLP_CERTIFICATE",
         "--otlp-certificate",
         "(none)",
-        "A PEM file of CA certificates trusted for `https` OTLP endpoints, besides the web PKI \
+        "A PEM file of CA certificates trusted for `https` OTLP endpoints, instead of the web PKI \
          roots.",
     ),
     setting(

@@ -285,7 +285,11 @@ fn classify_status(endpoint: &str, status: &tonic::Status) -> ExportError {
         status.code(),
         status.message()
     );
+    let retry_after = retry_delay(status.details());
     match status.code() {
+        // Retryable only when the server says it can recover (a `RetryInfo`); otherwise a quota
+        // that will not lift would hold the batch for the whole retry budget.
+        Code::ResourceExhausted if retry_after.is_none() => ExportError::Permanent { message },
         Code::Cancelled
         | Code::DeadlineExceeded
         | Code::ResourceExhausted
@@ -294,7 +298,7 @@ fn classify_status(endpoint: &str, status: &tonic::Status) -> ExportError {
         | Code::Unavailable
         | Code::DataLoss => ExportError::Retryable {
             message,
-            retry_after: retry_delay(status.details()),
+            retry_after,
         },
         _ => ExportError::Permanent { message },
     }
@@ -347,7 +351,10 @@ mod tests {
     fn retryable_codes_follow_the_spec() {
         let retryable = |code| classify_status("x", &tonic::Status::new(code, "m")).is_retryable();
         assert!(retryable(Code::Unavailable));
-        assert!(retryable(Code::ResourceExhausted));
+        assert!(
+            !retryable(Code::ResourceExhausted),
+            "without RetryInfo a quota is not worth waiting for"
+        );
         assert!(retryable(Code::DeadlineExceeded));
         assert!(!retryable(Code::InvalidArgument));
         assert!(!retryable(Code::Unauthenticated));

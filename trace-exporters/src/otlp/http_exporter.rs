@@ -13,7 +13,7 @@ use super::auth::BearerTokenFile;
 use super::protobuf::encode_span_field;
 use super::response::{json_outcome, protobuf_outcome};
 use super::{OtlpEncoder, OtlpError, OtlpExporterBuilder, OtlpProtocol};
-use crate::transport::http::{HttpTransport, HttpTransportError};
+use crate::transport::http::{HttpTransport, HttpTransportError, OTLP_RETRYABLE_STATUSES};
 use crate::{
     EncodedSpans, ExportError, ExportFuture, ExportOutcome, ExportResult, SpanEncodeFn,
     SpanExporter,
@@ -112,15 +112,15 @@ impl OtlpExporterBuilder {
         }
         let endpoint = self.endpoint_or_default();
         let headers = self.header_map()?;
-        let transport = HttpTransport::with_tls(&endpoint, headers, &self.tls).map_err(
-            |error| match error {
-                HttpTransportError::Tls(error) => OtlpError::Tls(error),
-                other => OtlpError::InvalidEndpoint {
-                    endpoint: endpoint.clone(),
-                    reason: other.to_string(),
-                },
-            },
-        )?;
+        let transport =
+            HttpTransport::with_tls(&endpoint, headers, &self.tls, OTLP_RETRYABLE_STATUSES)
+                .map_err(|error| match error {
+                    HttpTransportError::Tls(error) => OtlpError::Tls(error),
+                    other => OtlpError::InvalidEndpoint {
+                        endpoint: endpoint.clone(),
+                        reason: other.to_string(),
+                    },
+                })?;
         Ok(OtlpHttpExporter {
             transport,
             encoder: self.encoder(),

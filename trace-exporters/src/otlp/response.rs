@@ -80,14 +80,34 @@ fn outcome(rejected: i64, batch_len: usize) -> ExportOutcome {
     }
 }
 
-/// The outcome of a protobuf `ExportTraceServiceResponse`. A body that does not decode still
-/// came with a success status, so the batch counts as delivered.
+/// The outcome of a protobuf `ExportTraceServiceResponse`. A body cut short (read only so far)
+/// still gives its count of rejected spans, which comes ahead of the message; a body that does
+/// not decode at all came with a success status, so the batch counts as delivered.
 pub(crate) fn protobuf_outcome(body: &[u8], batch_len: usize) -> ExportOutcome {
-    let rejected = ExportTraceServiceResponse::decode(body)
-        .ok()
-        .and_then(|response| response.partial_success)
-        .map_or(0, |partial| partial.rejected_spans);
+    let rejected = match ExportTraceServiceResponse::decode(body) {
+        Ok(response) => response
+            .partial_success
+            .map_or(0, |partial| partial.rejected_spans),
+        Err(_) => rejected_in_prefix(body).unwrap_or(0),
+    };
     outcome(rejected, batch_len)
+}
+
+/// The rejected count at the start of a response whose end was not read: the partial success
+/// (field 1, length-delimited, its length running past what was read) begins with its
+/// `rejected_spans` (field 1, a varint), as encoders write fields in order.
+fn rejected_in_prefix(mut body: &[u8]) -> Option<i64> {
+    use prost::encoding::{WireType, decode_key, decode_varint};
+
+    if decode_key(&mut body).ok()? != (1, WireType::LengthDelimited) {
+        return None;
+    }
+    decode_varint(&mut body).ok()?;
+    if decode_key(&mut body).ok()? != (1, WireType::Varint) {
+        return None;
+    }
+    // An int64 travels as its two's-complement bits.
+    decode_varint(&mut body).ok().map(|bits| bits as i64)
 }
 
 /// The outcome of an OTLP/JSON `ExportTraceServiceResponse` (`rejectedSpans` as a string, as
@@ -147,6 +167,24 @@ mod tests {
         assert_eq!(protobuf_outcome(b"", 5), ExportOutcome::delivered());
         assert_eq!(protobuf_outcome(b"\xff\xff", 5), ExportOutcome::delivered());
         assert_eq!(outcome(-3, 5), ExportOutcome::delivered());
+    }
+
+    #[test]
+    fn a_partial_success_read_only_in_part_still_counts_its_rejected_spans() {
+        let response = ExportTraceServiceResponse {
+            partial_success: Some(ExportTracePartialSuccess {
+                rejected_spans: 2,
+                error_message: "x".repeat(70_000),
+            }),
+        };
+        let body = response.encode_to_vec();
+        assert_eq!(protobuf_outcome(&body[..64 * 1024], 10).dropped, 2);
+        assert_eq!(protobuf_outcome(&body, 10).dropped, 2);
+        assert_eq!(protobuf_outcome(&body[..3], 10), ExportOutcome::delivered());
+        assert_eq!(
+            protobuf_outcome(b"\x12\x05", 10),
+            ExportOutcome::delivered()
+        );
     }
 
     #[cfg(feature = "otlp-http")]

@@ -5,7 +5,7 @@ use std::time::{Duration, SystemTime};
 use bytes::Bytes;
 use http::header::{CONTENT_ENCODING, CONTENT_TYPE, RETRY_AFTER, USER_AGENT};
 use http::{HeaderMap, HeaderValue, Method, Request, StatusCode, Uri};
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
@@ -13,8 +13,18 @@ use hyper_util::rt::TokioExecutor;
 use super::tls::{TlsConfig, TlsError};
 use crate::export::ExportError;
 
-/// The most of a response body an exporter reads (OTLP partial-success messages, error text).
+/// The most of a response body an exporter reads (OTLP partial-success messages, error text);
+/// a longer body is read this far and the rest left unread.
 const MAX_RESPONSE_BODY: usize = 64 * 1024;
+
+/// The statuses worth retrying for Jaeger's and Zipkin's collectors (and the default): those
+/// that say "later" (408 too: the server gave up waiting for the request).
+pub(crate) const RETRYABLE_STATUSES: &[u16] = &[408, 429, 502, 503, 504];
+
+/// The statuses OTLP/HTTP retries: exactly those its specification lists; every other 4xx and
+/// 5xx must not be retried.
+#[cfg_attr(not(feature = "otlp-http"), allow(dead_code))]
+pub(crate) const OTLP_RETRYABLE_STATUSES: &[u16] = &[429, 502, 503, 504];
 
 #[cfg(feature = "tls")]
 type Connector = hyper_rustls::HttpsConnector<HttpConnector>;
@@ -30,7 +40,7 @@ pub(crate) struct HttpResponse {
     /// The status, a 2xx.
     #[allow(dead_code)]
     pub(crate) status: StatusCode,
-    /// The body, at most [`MAX_RESPONSE_BODY`] bytes.
+    /// The body, or its first [`MAX_RESPONSE_BODY`] bytes.
     #[allow(dead_code)]
     pub(crate) body: Bytes,
 }
@@ -41,6 +51,8 @@ pub(crate) struct HttpTransport {
     client: Client<Connector, Full<Bytes>>,
     uri: Uri,
     headers: HeaderMap,
+    /// The error statuses worth retrying.
+    retryable: &'static [u16],
 }
 
 /// Why an HTTP transport could not be built.
@@ -64,7 +76,7 @@ impl HttpTransport {
     /// are verified against the web PKI roots.
     #[allow(dead_code)] // the Jaeger collector and Zipkin exporters' constructor
     pub(crate) fn new(url: &str, headers: HeaderMap) -> Result<Self, HttpTransportError> {
-        Self::build(url, headers, None)
+        Self::build(url, headers, None, RETRYABLE_STATUSES)
     }
 
     /// A transport for `url` whose `https` connections follow `tls` (custom CA, or no
@@ -75,14 +87,16 @@ impl HttpTransport {
         url: &str,
         headers: HeaderMap,
         tls: &TlsConfig,
+        retryable: &'static [u16],
     ) -> Result<Self, HttpTransportError> {
-        Self::build(url, headers, Some(tls))
+        Self::build(url, headers, Some(tls), retryable)
     }
 
     fn build(
         url: &str,
         headers: HeaderMap,
         tls: Option<&TlsConfig>,
+        retryable: &'static [u16],
     ) -> Result<Self, HttpTransportError> {
         let uri: Uri = url
             .parse()
@@ -121,6 +135,7 @@ impl HttpTransport {
             client,
             uri,
             headers,
+            retryable,
         })
     }
 
@@ -168,12 +183,20 @@ impl HttpTransport {
             .request(request)
             .await
             .map_err(|error| ExportError::retryable(format!("POST {}: {error}", self.uri)))?;
-        let (parts, body) = response.into_parts();
-        let body = Limited::new(body, MAX_RESPONSE_BODY)
-            .collect()
-            .await
-            .map(|collected| collected.to_bytes())
-            .unwrap_or_default();
+        let (parts, mut body) = response.into_parts();
+        // The first bytes of a long body rather than none: an OTLP partial success puts its
+        // count of rejected spans ahead of a message that may be long.
+        let mut prefix = Vec::new();
+        while prefix.len() < MAX_RESPONSE_BODY {
+            let Some(Ok(frame)) = body.frame().await else {
+                break;
+            };
+            if let Ok(data) = frame.into_data() {
+                let room = MAX_RESPONSE_BODY - prefix.len();
+                prefix.extend_from_slice(&data[..data.len().min(room)]);
+            }
+        }
+        let body = Bytes::from(prefix);
         if parts.status.is_success() {
             return Ok(HttpResponse {
                 status: parts.status,
@@ -185,22 +208,24 @@ impl HttpTransport {
             parts.status,
             &parts.headers,
             &body,
+            self.retryable,
         ))
     }
 }
 
-/// The error for a non-2xx response: 408, 429, 502, 503 and 504 are worth retrying (after the
+/// The error for a non-2xx response: those in `retryable` are worth retrying (after the
 /// `Retry-After` the server gave, if any); every other status is permanent.
 pub(crate) fn classify_status(
     uri: &Uri,
     status: StatusCode,
     headers: &HeaderMap,
     body: &[u8],
+    retryable: &[u16],
 ) -> ExportError {
     let text = String::from_utf8_lossy(&body[..body.len().min(512)]);
     let message = format!("POST {uri}: {status} {}", text.trim());
     match status.as_u16() {
-        408 | 429 | 502 | 503 | 504 => ExportError::Retryable {
+        code if retryable.contains(&code) => ExportError::Retryable {
             message,
             retry_after: headers
                 .get(RETRY_AFTER)
@@ -245,12 +270,30 @@ mod tests {
         let uri = Uri::from_static("http://127.0.0.1:1/v1/traces");
         let mut headers = HeaderMap::new();
         headers.insert(RETRY_AFTER, HeaderValue::from_static("3"));
-        let error = classify_status(&uri, StatusCode::SERVICE_UNAVAILABLE, &headers, b"busy");
+        let error = classify_status(
+            &uri,
+            StatusCode::SERVICE_UNAVAILABLE,
+            &headers,
+            b"busy",
+            RETRYABLE_STATUSES,
+        );
         assert!(error.is_retryable());
         assert_eq!(error.retry_after(), Some(Duration::from_secs(3)));
-        let error = classify_status(&uri, StatusCode::BAD_REQUEST, &headers, b"bad");
+        let error = classify_status(
+            &uri,
+            StatusCode::BAD_REQUEST,
+            &headers,
+            b"bad",
+            RETRYABLE_STATUSES,
+        );
         assert!(!error.is_retryable());
         assert!(error.to_string().contains("400"));
+        let timeout = StatusCode::REQUEST_TIMEOUT;
+        assert!(classify_status(&uri, timeout, &headers, b"", RETRYABLE_STATUSES).is_retryable());
+        assert!(
+            !classify_status(&uri, timeout, &headers, b"", OTLP_RETRYABLE_STATUSES).is_retryable(),
+            "OTLP/HTTP retries only 429, 502, 503 and 504"
+        );
     }
 
     #[test]
