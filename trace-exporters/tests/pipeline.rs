@@ -52,6 +52,10 @@ mod support {
         Retry(Option<Duration>),
         Reject,
         Hang,
+        /// Panics while starting the call (an exporter that encodes before returning its future).
+        PanicStarting,
+        /// Returns a future that panics when polled.
+        PanicPolled,
     }
 
     /// One export call as the exporter saw it.
@@ -185,6 +189,13 @@ mod support {
                 }),
                 Step::Reject => Err(ExportError::permanent("bad batch")),
                 Step::Hang => return Box::pin(std::future::pending()),
+                Step::PanicStarting => {
+                    drop(log);
+                    panic!("the exporter has a bug")
+                }
+                Step::PanicPolled => {
+                    return Box::pin(async { panic!("the exporter's call has a bug") });
+                }
             };
             Box::pin(async move { result })
         }
@@ -346,6 +357,7 @@ macro_rules! every_case {
             retry_after_beyond_the_budget_gives_up_at_once,
             permanent_error_drops_the_batch_without_retrying,
             spans_the_exporter_drops_are_counted_under_its_reason,
+            a_panicking_exporter_loses_its_batch_and_the_task_goes_on,
             force_flush_delivers_everything_queued,
             shutdown_blocking_refuses_to_block_a_runtime_thread,
         );
@@ -584,6 +596,32 @@ async fn permanent_error_drops_the_batch_without_retrying(mode: Mode) {
     let report = guarded(batch.force_flush()).await;
     assert_eq!((report.exported, report.dropped), (1, 0));
     assert_eq!(exporter.delivered_ids(), ids(4..5));
+}
+
+/// An exporter that panics (starting a call, or while it runs) loses that batch, counted, and the
+/// export task goes on with the next one instead of dying with everything still queued.
+async fn a_panicking_exporter_loses_its_batch_and_the_task_goes_on(mode: Mode) {
+    let exporter = ScriptedExporter::new(
+        mode,
+        "scripted",
+        [Step::PanicStarting, Step::PanicPolled],
+        Step::Deliver,
+    );
+    let batch = BatchExporter::builder(exporter.clone())
+        .scheduled_delay(NEVER)
+        .build();
+    for round in 0..3 {
+        for n in 0..4 {
+            batch.collect(span(round * 4 + n));
+        }
+        guarded(batch.force_flush()).await;
+    }
+    assert_eq!(batch.dropped_for(drop_reason::EXPORTER_PANICKED), 8);
+    assert_eq!(batch.failed_batches(), 2);
+    assert_eq!(batch.exported(), 4);
+    assert_eq!(exporter.delivered_ids(), ids(8..12));
+    let report = guarded(batch.shutdown(Duration::from_secs(10))).await;
+    assert_eq!((report.exported, report.lost), (0, 0));
 }
 
 async fn spans_the_exporter_drops_are_counted_under_its_reason(mode: Mode) {

@@ -54,4 +54,6 @@ pub mod drop_reason {
     /// The exporter's span encoder panicked on the span (the panic reaches the code that ended
     /// the span; the spans queued before it are kept).
     pub const ENCODER_PANICKED: &str = "encoder_panicked";
+    /// The exporter panicked exporting the batch (the export task goes on with the next one).
+    pub const EXPORTER_PANICKED: &str = "exporter_panicked";
 }

@@ -13,7 +13,7 @@ use trace_core::spread::PARTS;
 use super::batch::{FlushReport, Shared, ShutdownReport};
 use super::drop_reason;
 use super::queue::Batch;
-use crate::export::{ExportError, SpanExporter};
+use crate::export::{ExportError, ExportFuture, ExportResult, SpanExporter};
 
 /// Requests from the collector handle.
 pub(crate) enum Control {
@@ -202,17 +202,23 @@ impl Worker {
         let mut backoff = config.initial_backoff;
         loop {
             let started = Instant::now();
-            let call = match &self.batch {
-                Batch::Spans(spans) => self.exporter.export(spans),
-                Batch::Encoded(encoded) => self.exporter.export_encoded(encoded),
-            };
+            let (exporter, batch) = (&mut self.exporter, &self.batch);
+            let call = unless_it_panics(move || match batch {
+                Batch::Spans(spans) => exporter.export(spans),
+                Batch::Encoded(encoded) => exporter.export_encoded(encoded),
+            });
             let attempt = bounded(call, config.export_timeout, give_up, &mut self.deadline).await;
             let elapsed = started.elapsed();
             if let Some(metrics) = &self.shared.metrics {
                 metrics.export_duration.observe(elapsed.as_secs_f64());
             }
             let error = match attempt {
-                Bounded::Ready(Ok(outcome)) => {
+                Bounded::Ready(None) => {
+                    self.record_failed();
+                    self.give_up(drop_reason::EXPORTER_PANICKED, size);
+                    break;
+                }
+                Bounded::Ready(Some(Ok(outcome))) => {
                     let dropped = outcome.dropped.min(size);
                     let reason = if outcome.drop_reason.is_empty() {
                         drop_reason::EXPORTER
@@ -223,7 +229,7 @@ impl Worker {
                     self.give_up(reason, dropped);
                     break;
                 }
-                Bounded::Ready(Err(error)) => error,
+                Bounded::Ready(Some(Err(error))) => error,
                 Bounded::Elapsed => ExportError::retryable(format_args!(
                     "export call timed out after {:?}",
                     config.export_timeout
@@ -365,6 +371,25 @@ impl Drop for Worker {
             );
         }
     }
+}
+
+/// The export call `make` starts, or `None` if the exporter panics, starting or polled: the
+/// batch is then given up (and counted), and the task goes on with the next one, rather than
+/// dying with every span still queued.
+async fn unless_it_panics<'a>(make: impl FnOnce() -> ExportFuture<'a>) -> Option<ExportResult> {
+    use std::panic::{AssertUnwindSafe, catch_unwind};
+
+    // Whatever the exporter left half done is its own state: it is asked again with the next
+    // batch, as after any failed call.
+    let mut call = catch_unwind(AssertUnwindSafe(make)).ok()?;
+    poll_fn(
+        |cx| match catch_unwind(AssertUnwindSafe(|| call.as_mut().poll(cx))) {
+            Ok(Poll::Ready(result)) => Poll::Ready(Some(result)),
+            Ok(Poll::Pending) => Poll::Pending,
+            Err(_) => Poll::Ready(None),
+        },
+    )
+    .await
 }
 
 /// `by` from now; a month from now for a delay too long to represent.
