@@ -14,6 +14,12 @@ const ATTRIBUTE_CAPACITY: usize = 16;
 /// A recorder for an unsampled context holds nothing: every method returns at once, and making
 /// or dropping one neither allocates nor locks.
 ///
+/// A span keeps at most [`MAX_ATTRIBUTES`] attributes, [`MAX_EVENTS`] events and [`MAX_LINKS`]
+/// links (OpenTelemetry's default limits), so that a long-lived span — a connection, a worker
+/// loop — does not grow without bound until it ends. The first ones are kept; what comes beyond
+/// a limit is dropped and counted on the recorder ([`dropped_attributes_count`] and its
+/// siblings). The finished [`Span`] does not carry the counts yet.
+///
 /// ```
 /// use std::sync::Arc;
 /// use trace_core::{InMemoryCollector, SpanContext, SpanKind, SpanRecorder, Status, TraceFlags};
@@ -34,6 +40,10 @@ const ATTRIBUTE_CAPACITY: usize = 16;
 /// ```
 ///
 /// [`end`]: SpanRecorder::end
+/// [`MAX_ATTRIBUTES`]: SpanRecorder::MAX_ATTRIBUTES
+/// [`MAX_EVENTS`]: SpanRecorder::MAX_EVENTS
+/// [`MAX_LINKS`]: SpanRecorder::MAX_LINKS
+/// [`dropped_attributes_count`]: SpanRecorder::dropped_attributes_count
 #[derive(Debug, Default)]
 #[must_use = "a span ends when its recorder is dropped"]
 pub struct SpanRecorder(Option<Box<Recording>>);
@@ -43,9 +53,36 @@ struct Recording {
     span: Span,
     context: SpanContext,
     started: Instant,
+    dropped: Dropped,
+}
+
+/// What a span's limits kept out of it.
+#[derive(Debug, Default)]
+struct Dropped {
+    attributes: u32,
+    events: u32,
+    links: u32,
+}
+
+impl Recording {
+    #[inline]
+    fn push_attribute(&mut self, attribute: KeyValue) {
+        if self.span.attributes.len() < SpanRecorder::MAX_ATTRIBUTES {
+            self.span.attributes.push(attribute);
+        } else {
+            self.dropped.attributes = self.dropped.attributes.saturating_add(1);
+        }
+    }
 }
 
 impl SpanRecorder {
+    /// The most attributes a span keeps; later new keys are dropped and counted.
+    pub const MAX_ATTRIBUTES: usize = 128;
+    /// The most events a span keeps; later events are dropped and counted.
+    pub const MAX_EVENTS: usize = 128;
+    /// The most links a span keeps; later links are dropped and counted.
+    pub const MAX_LINKS: usize = 128;
+
     /// A recorder that records nothing.
     pub const fn disabled() -> Self {
         Self(None)
@@ -104,6 +141,7 @@ impl SpanRecorder {
             span,
             context,
             started,
+            dropped: Dropped::default(),
         })))
     }
 
@@ -126,18 +164,24 @@ impl SpanRecorder {
         }
     }
 
-    /// Sets an attribute (appends; keys are not checked for repeats, for speed).
+    /// Adds an attribute, without looking for one already set under the same key.
+    ///
+    /// This is for keys set once per span, as the layers' semantic-convention attributes are:
+    /// skipping the search keeps the request path cheap. A key set here twice is sent twice, and
+    /// OTLP wants each key once per span, so for a key that may be set again (a field recorded
+    /// anew, a retry counter) use [`replace_attribute`](Self::replace_attribute).
     #[inline]
     pub fn set_attribute(&mut self, key: impl Into<Key>, value: impl Into<Value>) {
         if let Some(recording) = &mut self.0 {
-            recording.span.attributes.push(KeyValue {
+            recording.push_attribute(KeyValue {
                 key: key.into(),
                 value: value.into(),
             });
         }
     }
 
-    /// Sets an attribute computed only when recording (for values that cost something to make).
+    /// Like [`set_attribute`](Self::set_attribute), for values that cost something to make:
+    /// `value` is called only when the attribute is kept.
     #[inline]
     pub fn set_attribute_with<V: Into<Value>>(
         &mut self,
@@ -145,30 +189,101 @@ impl SpanRecorder {
         value: impl FnOnce() -> V,
     ) {
         if let Some(recording) = &mut self.0 {
-            recording.span.attributes.push(KeyValue {
-                key: key.into(),
-                value: value().into(),
-            });
+            if recording.span.attributes.len() < Self::MAX_ATTRIBUTES {
+                recording.span.attributes.push(KeyValue {
+                    key: key.into(),
+                    value: value().into(),
+                });
+            } else {
+                recording.dropped.attributes = recording.dropped.attributes.saturating_add(1);
+            }
         }
     }
 
-    /// Records an event now.
+    /// Sets an attribute, replacing the value of the first one already set under the same key
+    /// (in place, so a replacement is never dropped by the attribute limit).
+    ///
+    /// It looks through the span's attributes, at most [`MAX_ATTRIBUTES`](Self::MAX_ATTRIBUTES)
+    /// of them; [`set_attribute`](Self::set_attribute) does not look.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use trace_core::{InMemoryCollector, SpanContext, SpanKind, SpanRecorder, TraceFlags, Value};
+    ///
+    /// let collector = Arc::new(InMemoryCollector::new(10));
+    /// let context = SpanContext::new_root(TraceFlags::SAMPLED).with_collector(collector.clone());
+    /// let mut span = SpanRecorder::start(context, "fetch", SpanKind::Client);
+    /// for attempt in 1..=3_i64 {
+    ///     span.replace_attribute("attempt", attempt);
+    /// }
+    /// span.end();
+    /// let span = &collector.spans()[0];
+    /// assert_eq!(span.attributes.len(), 1);
+    /// assert_eq!(span.attribute("attempt"), Some(&Value::I64(3)));
+    /// ```
+    pub fn replace_attribute(&mut self, key: impl Into<Key>, value: impl Into<Value>) {
+        if let Some(recording) = &mut self.0 {
+            let key = key.into();
+            match recording
+                .span
+                .attributes
+                .iter_mut()
+                .find(|attribute| attribute.key == key)
+            {
+                Some(attribute) => attribute.value = value.into(),
+                None => recording.push_attribute(KeyValue {
+                    key,
+                    value: value.into(),
+                }),
+            }
+        }
+    }
+
+    /// Records an event now, unless the span already holds [`MAX_EVENTS`](Self::MAX_EVENTS)
+    /// events (then it is dropped and counted).
     pub fn add_event(&mut self, name: impl Into<Cow<'static, str>>, attributes: Vec<KeyValue>) {
         if let Some(recording) = &mut self.0 {
-            let time = recording.span.start_time + recording.started.elapsed();
-            recording.span.events.push(Event {
-                name: name.into(),
-                time,
-                attributes,
-            });
+            if recording.span.events.len() < Self::MAX_EVENTS {
+                let time = recording.span.start_time + recording.started.elapsed();
+                recording.span.events.push(Event {
+                    name: name.into(),
+                    time,
+                    attributes,
+                });
+            } else {
+                recording.dropped.events = recording.dropped.events.saturating_add(1);
+            }
         }
     }
 
-    /// Adds a link to a related span.
+    /// Adds a link to a related span, unless the span already holds
+    /// [`MAX_LINKS`](Self::MAX_LINKS) links (then it is dropped and counted).
     pub fn add_link(&mut self, link: Link) {
         if let Some(recording) = &mut self.0 {
-            recording.span.links.push(link);
+            if recording.span.links.len() < Self::MAX_LINKS {
+                recording.span.links.push(link);
+            } else {
+                recording.dropped.links = recording.dropped.links.saturating_add(1);
+            }
         }
+    }
+
+    /// Attributes with new keys dropped so far because the span held
+    /// [`MAX_ATTRIBUTES`](Self::MAX_ATTRIBUTES) of them (0 when not recording).
+    pub fn dropped_attributes_count(&self) -> u32 {
+        self.0.as_ref().map_or(0, |r| r.dropped.attributes)
+    }
+
+    /// Events dropped so far because the span held [`MAX_EVENTS`](Self::MAX_EVENTS) of them
+    /// (0 when not recording).
+    pub fn dropped_events_count(&self) -> u32 {
+        self.0.as_ref().map_or(0, |r| r.dropped.events)
+    }
+
+    /// Links dropped so far because the span held [`MAX_LINKS`](Self::MAX_LINKS) of them (0 when
+    /// not recording).
+    pub fn dropped_links_count(&self) -> u32 {
+        self.0.as_ref().map_or(0, |r| r.dropped.links)
     }
 
     /// Sets the status. The last call wins, except that `Unset` never replaces a status that
@@ -225,6 +340,10 @@ impl Recording {
             mut span,
             context,
             started,
+            // `Span` has no fields for the counts yet: adding them changes every place that builds
+            // a `Span` by hand (exporters' tests and benchmarks among them), which is their
+            // owners' change to make together with writing the counts out.
+            dropped: _,
         } = self;
         span.duration = ended.saturating_duration_since(started);
         if let Some(collector) = context.collector() {
