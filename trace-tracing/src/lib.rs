@@ -7,6 +7,17 @@
 //! carries its `trace_id` and `span_id`; [`TracingSpanExt`] moves contexts between `tracing` spans
 //! and tracewire. Apps that do not use `tracing` do not depend on this crate.
 //!
+//! # Fields, and what a span keeps
+//!
+//! A field recorded again (`span.record("attempt", n)` in a retry loop) replaces its attribute's
+//! value: each key appears once, as OTLP requires. An integer that does not fit an `i64` (a `u64`
+//! hash above `i64::MAX`, an `i128`) is kept as its decimal digits, a string, rather than
+//! changed. Like every tracewire span, a bridged span keeps at most 128 attributes, 128 events and
+//! 128 links ([`SpanRecorder::MAX_EVENTS`](trace_core::SpanRecorder::MAX_EVENTS) and its
+//! siblings, OpenTelemetry's default limits): a long-lived span, such as a worker loop's, keeps
+//! its first 128 events and drops later ones without formatting their fields (an ERROR event
+//! still sets the error status).
+//!
 //! # Example
 //!
 //! ```

@@ -97,8 +97,8 @@ pub(crate) fn attr_f64(span: &Span, key: &str) -> Option<f64> {
     }
 }
 
-/// `value` with any string held as an owned string, for comparisons: `trace_core::StringValue`
-/// derives `PartialEq`, so a `Static("x")` and an `Owned("x")` compare unequal.
+/// `value` with any string held as an owned string. Comparisons do not need it (`StringValue`
+/// compares by text, however the string is held); it keeps expected values simple to write.
 pub(crate) fn normalized(value: &Value) -> Value {
     match value {
         Value::String(s) => Value::from(s.as_str().to_owned()),
