@@ -461,9 +461,13 @@ pub struct Span {
 }
 
 impl Span {
-    /// When it ended (wall clock).
+    /// When it ended (wall clock). A duration past what `SystemTime` can represent (possible only
+    /// in a span built by hand: its fields are public) ends at the start plus the largest
+    /// duration that can be added, rather than panicking in whichever exporter asks.
     pub fn end_time(&self) -> SystemTime {
-        self.start_time + self.duration
+        self.start_time
+            .checked_add(self.duration)
+            .unwrap_or_else(|| latest_after(self.start_time))
     }
 
     /// The value of the first attribute named `key`.
@@ -509,8 +513,31 @@ impl Span {
     }
 }
 
+/// The latest time `SystemTime` can represent after `start`, found by halving steps: the
+/// platform's limit is not a constant.
+fn latest_after(start: SystemTime) -> SystemTime {
+    let mut latest = start;
+    let mut step = Duration::MAX;
+    while !step.is_zero() {
+        if let Some(later) = latest.checked_add(step) {
+            latest = later;
+        } else {
+            step /= 2;
+        }
+    }
+    latest
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_duration_too_long_to_add_ends_at_the_latest_time_rather_than_panicking() {
+        let start = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        let latest = latest_after(start);
+        assert!(latest > start + Duration::from_secs(1 << 40));
+        assert!(latest.checked_add(Duration::from_nanos(1)).is_none());
+    }
+
     use super::*;
 
     #[test]
