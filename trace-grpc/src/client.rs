@@ -1,9 +1,12 @@
 //! The client layer.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use http::{Request, Response};
+use pin_project_lite::pin_project;
 use tower_layer::Layer;
 use tower_service::Service;
 use trace_core::propagation::CompositePropagator;
@@ -11,10 +14,9 @@ use trace_core::sampler::Sampler;
 use trace_core::{Collector, SpanContext, SpanKind, SpanRecorder};
 use trace_http::ClientTraceLayer;
 use trace_http::body::ResponseBody;
-use trace_http::context::WithContext;
 use trace_http::metrics::{DEFAULT_MAX_SERIES, Interner, TraceExemplar};
 
-use crate::call::{CallObserver, ResponseFuture, Side};
+use crate::call::{BoxError, CallBody, CallObserver, ResponseFuture, Side};
 use crate::messages::MessageCounter;
 use crate::metrics::{GrpcClientMetrics, RpcMetrics};
 use crate::server::deadline;
@@ -40,6 +42,13 @@ struct ClientConfig {
 /// injected into the call's metadata. The span ends with the response stream, its status code
 /// read from the trailers (or the headers of a trailers-only response); every code but `OK` is
 /// an error. With [`metrics`](Self::metrics) it also records `rpc_client_call_duration_seconds`.
+///
+/// A call that fails without a response (the channel's error) is recorded with the status tonic
+/// gives the caller, found in the error's source chain as tonic finds it: `CANCELLED` for a
+/// timeout the channel enforces (`Endpoint::timeout`), `UNAVAILABLE` when it could not connect,
+/// `UNKNOWN` otherwise — and `DEADLINE_EXCEEDED` once the call's own `grpc-timeout` has passed.
+/// So that it can read that chain, the service's error is boxed (`Box<dyn Error + Send +
+/// Sync>`), as tower's own layers box theirs; tonic's clients take it as they take the channel's.
 ///
 /// Propagation and root sampling are a [`ClientTraceLayer`]'s: W3C `traceparent`, `tracestate`
 /// and `baggage` by default, no trace started outside a traced request.
@@ -163,15 +172,15 @@ impl<S: std::fmt::Debug> std::fmt::Debug for GrpcClientService<S> {
 impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for GrpcClientService<S>
 where
     S: Service<Request<ReqBody>, Response = Response<ResBody>>,
-    S::Error: std::fmt::Display,
+    S::Error: Into<BoxError>,
     ResBody: http_body::Body,
 {
-    type Response = Response<ResponseBody<ResBody, CallObserver>>;
-    type Error = S::Error;
-    type Future = ResponseFuture<S::Future>;
+    type Response = Response<ResponseBody<CallBody<ResBody>, CallObserver>>;
+    type Error = BoxError;
+    type Future = ResponseFuture<BoxErrorFuture<S::Future>>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
+        self.inner.poll_ready(cx).map_err(Into::into)
     }
 
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
@@ -198,10 +207,8 @@ where
                 span,
                 side: Side::Client,
                 legacy: config.legacy,
-                method: method.map(|(full, _)| match &config.metrics {
-                    Some(metrics) => metrics.method(full),
-                    None => config.methods.get(full),
-                }),
+                path: method.and_then(|_| parts.uri.path_and_query().cloned()),
+                names: config.metrics.is_none().then(|| config.methods.clone()),
                 metrics: config.metrics.clone(),
                 started,
                 deadline: deadline(&parts.headers, started),
@@ -212,7 +219,36 @@ where
             });
         }
         let future = self.inner.call(Request::from_parts(parts, body));
-        ResponseFuture::new(WithContext::new(None, future), call, None)
+        let future = BoxErrorFuture { inner: future };
+        ResponseFuture::new(None, future, call, None)
+    }
+}
+
+pin_project! {
+    /// The future of the client's inner service, its error boxed as tower's own layers box
+    /// theirs: the layer reads the error's source chain to record the status tonic reports for
+    /// the failed call.
+    pub struct BoxErrorFuture<F> {
+        #[pin]
+        inner: F,
+    }
+}
+
+impl<F> std::fmt::Debug for BoxErrorFuture<F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BoxErrorFuture").finish_non_exhaustive()
+    }
+}
+
+impl<F, T, E> Future for BoxErrorFuture<F>
+where
+    F: Future<Output = Result<T, E>>,
+    E: Into<BoxError>,
+{
+    type Output = Result<T, BoxError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        self.project().inner.poll(cx).map_err(Into::into)
     }
 }
 

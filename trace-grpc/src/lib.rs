@@ -90,8 +90,8 @@ mod server;
 pub mod status;
 mod trace_bin;
 
-pub use call::{CallObserver, ResponseFuture};
-pub use client::{GrpcClientLayer, GrpcClientService};
+pub use call::{CallBody, CallObserver, ResponseFuture};
+pub use client::{BoxErrorFuture, GrpcClientLayer, GrpcClientService};
 pub use messages::RequestBody;
 pub use metrics::{GrpcClientMetrics, GrpcMetricsExt, GrpcServerMetrics};
 pub use server::{GrpcTraceLayer, GrpcTraceService};

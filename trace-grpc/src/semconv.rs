@@ -6,9 +6,11 @@
 pub const RPC_SYSTEM_NAME: &str = "rpc.system.name";
 /// `rpc.method`: the fully qualified method, `package.Service/Method`, or `_OTHER` for a method
 /// the server does not implement (or a path that is not a gRPC method). Method names are shared
-/// per layer and bounded: past 2000 distinct ones, `_overflow`.
+/// per layer and bounded: past 2000 distinct ones, `_overflow` (a server stores only methods it
+/// did not answer `UNIMPLEMENTED`, so callers cannot fill the store with made-up names).
 pub const RPC_METHOD: &str = "rpc.method";
-/// `rpc.method_original`: the method as called, when `rpc.method` is `_OTHER`.
+/// `rpc.method_original`: the method as called, when `rpc.method` is `_OTHER` (the span is then
+/// named `grpc`).
 pub const RPC_METHOD_ORIGINAL: &str = "rpc.method_original";
 /// `rpc.response.status_code`: the status code's name, such as `DEADLINE_EXCEEDED`.
 pub const RPC_RESPONSE_STATUS_CODE: &str = "rpc.response.status_code";

@@ -11,11 +11,10 @@ use trace_core::propagation::CompositePropagator;
 use trace_core::sampler::{DebugForced, Sampler};
 use trace_core::{Collector, SpanContext, SpanKind, SpanRecorder};
 use trace_http::body::ResponseBody;
-use trace_http::context::WithContext;
 use trace_http::metrics::{DEFAULT_MAX_SERIES, Interner, TraceExemplar};
 use trace_http::{RequestStart, TraceIdHeader, TraceLayer};
 
-use crate::call::{CallObserver, ResponseFuture, Side};
+use crate::call::{CallBody, CallObserver, ResponseFuture, Side};
 use crate::messages::{MessageCounter, RequestBody};
 use crate::metrics::{GrpcServerMetrics, RpcMetrics};
 use crate::{method, semconv};
@@ -35,16 +34,26 @@ struct ServerConfig {
 /// Each call gets a server span named `{package.Service}/{Method}`, continuing the caller's trace
 /// from its metadata (W3C, Jaeger, B3, or any [`Propagator`](trace_core::propagation::Propagator)
 /// such as [`GrpcTraceBinPropagator`](crate::GrpcTraceBinPropagator)), honouring
-/// `jaeger-debug-id`. The span ends when the response stream ends — after the last message and
-/// the trailers —, or when it is dropped (the client cancelled: `CANCELLED`, or
-/// `DEADLINE_EXCEEDED` past the `grpc-timeout` deadline). Its status code comes from the
-/// trailers, or from the headers of a trailers-only response; it is an error for the codes the
-/// OpenTelemetry conventions name for servers, with the `grpc-message` as its message.
+/// `jaeger-debug-id`. A call to a method the server does not implement (`UNIMPLEMENTED`), or
+/// to a path that is not a gRPC method, gets a span named `grpc` with `rpc.method` `_OTHER` (and
+/// the called method, if the path names one, in `rpc.method_original`), as the OpenTelemetry
+/// conventions ask: callers choose those names. The layer keeps a bounded store of method names (2,000; past it,
+/// `_overflow`), and a name enters it only once the call's status shows the method exists, so
+/// made-up names cannot crowd out real methods.
+///
+/// The span ends when the response stream ends — after the last message and the trailers —, or
+/// when it is dropped (the client cancelled: `CANCELLED`, or `DEADLINE_EXCEEDED` past the
+/// `grpc-timeout` deadline; dropped by a panic in the handler or its response stream:
+/// `UNKNOWN`, an error). Its status code comes from the trailers, or from the headers of a
+/// trailers-only response; it is an error for the codes the OpenTelemetry conventions name for
+/// servers, with the `grpc-message` as its message.
 ///
 /// The call's [`SpanContext`] is in the request extensions (read it from the tonic `Request`'s
 /// `extensions()` to make child spans) and is the [current context](trace_http::context) while
-/// the handler's future is polled, so a [`GrpcClientLayer`](crate::GrpcClientLayer) continues the
-/// trace on outgoing calls.
+/// the handler's future is polled and while its response stream is (where a server-streaming or
+/// bidirectional handler produces its messages), so a [`GrpcClientLayer`](crate::GrpcClientLayer)
+/// continues the trace on outgoing calls made in either. Tasks the handler spawns do not see it
+/// unless it is carried over (see [`trace_http::context`]).
 ///
 /// Sampling, propagation, debug headers and the `service.name` are a
 /// [`TraceLayer`]'s; the shortcuts here set them, or start from one with
@@ -196,10 +205,10 @@ impl<S: std::fmt::Debug> std::fmt::Debug for GrpcTraceService<S> {
 impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for GrpcTraceService<S>
 where
     S: Service<Request<RequestBody<ReqBody>>, Response = Response<ResBody>>,
-    S::Error: std::fmt::Display,
+    S::Error: std::fmt::Display + 'static,
     ResBody: http_body::Body,
 {
-    type Response = Response<ResponseBody<ResBody, CallObserver>>;
+    type Response = Response<ResponseBody<CallBody<ResBody>, CallObserver>>;
     type Error = S::Error;
     type Future = ResponseFuture<S::Future>;
 
@@ -240,10 +249,8 @@ where
                 span,
                 side: Side::Server,
                 legacy: config.legacy,
-                method: method.map(|(full, _)| match &config.metrics {
-                    Some(metrics) => metrics.method(full),
-                    None => config.methods.get(full),
-                }),
+                path: method.and_then(|_| request.uri().path_and_query().cloned()),
+                names: config.metrics.is_none().then(|| config.methods.clone()),
                 metrics: config.metrics.clone(),
                 started: start.instant,
                 exemplar: TraceExemplar::of(&context),
@@ -257,11 +264,7 @@ where
         request.extensions_mut().insert(context.clone());
         let request = request.map(|body| RequestBody::new(body, request_count));
         let future = self.inner.call(request);
-        ResponseFuture::new(
-            WithContext::new(Some(context), future),
-            call,
-            trace_id_header,
-        )
+        ResponseFuture::new(Some(context), future, call, trace_id_header)
     }
 }
 

@@ -162,7 +162,9 @@ async fn an_unimplemented_method_is_other() {
     assert_eq!(status.code(), tonic::Code::Unimplemented);
     let spans = wait_for(&collector, 1, server_spans).await;
     let server = &spans[0];
-    assert_eq!(server.name, "tracewire.test.v1.Nope/Missing");
+    // The conventions: "If rpc.method is unavailable or set to _OTHER, the span name SHOULD be
+    // {rpc.system.name}" (a name the caller chose is unbounded).
+    assert_eq!(server.name, "grpc");
     assert_eq!(text(server, RPC_METHOD), Some(OTHER_METHOD));
     assert_eq!(
         text(server, RPC_METHOD_ORIGINAL),
@@ -414,5 +416,119 @@ async fn the_layer_works_on_a_tonic_service_inside_an_axum_router() {
         spans.iter().any(
             |s| text(s, RPC_RESPONSE_STATUS_CODE) == Some("UNAVAILABLE") && s.status.is_error()
         )
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panicking_response_stream_is_the_servers_failure_not_a_cancel() {
+    let collector = collector();
+    let (_address, mut client) = setup(&collector).await;
+    let mut stream = client
+        .server_stream(EchoRequest {
+            count: 2,
+            delay_ms: 20,
+            panic: true,
+            ..Default::default()
+        })
+        .await
+        .expect("the call starts")
+        .into_inner();
+    for _ in 0..2 {
+        assert!(stream.message().await.expect("a message").is_some());
+    }
+    let status = stream.message().await.expect_err("the stream breaks off");
+    // hyper resets the stream whose task panicked: the caller reads a cancel.
+    assert_eq!(status.code(), tonic::Code::Cancelled, "{status:?}");
+    let spans = wait_for(&collector, 2, |_| true).await;
+    let server = one(&spans, SpanKind::Server);
+    assert_eq!(server.name, SERVER_STREAM);
+    assert_eq!(text(server, RPC_RESPONSE_STATUS_CODE), Some("UNKNOWN"));
+    assert_eq!(text(server, ERROR_TYPE), Some("UNKNOWN"));
+    assert_eq!(
+        server.status,
+        Status::error("a panic dropped the response before its end")
+    );
+    assert_eq!(int(server, RESPONSE_MESSAGES), Some(2));
+    assert_eq!(
+        server.attribute(RESPONSE_ABORTED),
+        Some(&trace_core::Value::Bool(true))
+    );
+    let client_span = one(&spans, SpanKind::Client);
+    assert!(client_span.status.is_error(), "{status:?}");
+    assert_eq!(int(client_span, RESPONSE_MESSAGES), Some(2));
+}
+
+/// A channel-wide timeout (`Endpoint::timeout`; the caller writes no `grpc-timeout`): tonic's
+/// channel fails the call with its `TimeoutExpired`, which tonic reports as CANCELLED.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_endpoint_timeout_is_recorded_as_tonic_reports_it() {
+    let collector = collector();
+    let address = start_server(
+        GrpcTraceLayer::new(collector.clone()),
+        GrpcClientLayer::new(),
+    )
+    .await;
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{address}"))
+        .expect("uri")
+        .timeout(Duration::from_millis(100))
+        .connect()
+        .await
+        .expect("connect");
+    let mut client = trace_grpc_test_proto::echo_client::EchoClient::new(
+        tower::ServiceBuilder::new()
+            .layer(GrpcClientLayer::new().root_traces(AlwaysOn, collector.clone()))
+            .service(channel),
+    );
+    let status = client
+        .unary(EchoRequest {
+            delay_ms: 2_000,
+            ..Default::default()
+        })
+        .await
+        .expect_err("times out");
+    assert_eq!(status.code(), tonic::Code::Cancelled);
+    assert_eq!(status.message(), "Timeout expired");
+    let spans = wait_for(&collector, 1, client_spans).await;
+    let client_span = &spans[0];
+    assert_eq!(
+        text(client_span, RPC_RESPONSE_STATUS_CODE),
+        Some("CANCELLED")
+    );
+    assert_eq!(text(client_span, ERROR_TYPE), Some("CANCELLED"));
+    assert_eq!(client_span.status, Status::error("Timeout expired"));
+}
+
+/// No server at the address: tonic reports the connect error as UNAVAILABLE, and so does the span.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_connection_is_recorded_as_tonic_reports_it() {
+    let collector = collector();
+    // A port that was free a moment ago, and nobody listens on now.
+    let address = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind")
+        .local_addr()
+        .expect("address");
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{address}"))
+        .expect("uri")
+        .connect_lazy();
+    let mut client = trace_grpc_test_proto::echo_client::EchoClient::new(
+        tower::ServiceBuilder::new()
+            .layer(GrpcClientLayer::new().root_traces(AlwaysOn, collector.clone()))
+            .service(channel),
+    );
+    let status = client
+        .unary(EchoRequest::default())
+        .await
+        .expect_err("nobody listens");
+    assert_eq!(status.code(), tonic::Code::Unavailable);
+    let spans = wait_for(&collector, 1, client_spans).await;
+    let client_span = &spans[0];
+    assert_eq!(
+        text(client_span, RPC_RESPONSE_STATUS_CODE),
+        Some("UNAVAILABLE")
+    );
+    assert_eq!(
+        client_span.status,
+        Status::error(status.message().to_owned())
     );
 }

@@ -135,3 +135,85 @@ async fn durations_and_message_counts_per_method_and_status_with_exemplars() {
         );
     }
 }
+
+/// Calls `path`, a method the server does not implement, with a plain tonic client.
+async fn call_unimplemented(
+    grpc: &mut tonic::client::Grpc<tonic::transport::Channel>,
+    path: String,
+) -> tonic::Code {
+    grpc.ready().await.expect("ready");
+    let path = http::uri::PathAndQuery::try_from(path).expect("a valid path");
+    grpc.unary::<EchoRequest, EchoRequest, _>(
+        tonic::Request::new(EchoRequest::default()),
+        path,
+        tonic_prost::ProstCodec::default(),
+    )
+    .await
+    .expect_err("no such method")
+    .code()
+}
+
+/// Callers choose the method names in their requests: more made-up names than the layer keeps
+/// (2,000) must not take the places of the server's real methods, in the spans (whose method
+/// names the layer keeps when it records no metrics) nor in the metrics.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn made_up_method_names_do_not_crowd_out_real_methods() {
+    const MADE_UP: usize = 2_001;
+    for with_metrics in [true, false] {
+        let collector = collector();
+        let mut registry = Registry::default();
+        let mut layer = GrpcTraceLayer::new(collector.clone()).sampler(AlwaysOn);
+        if with_metrics {
+            layer = layer.metrics(GrpcServerMetrics::new(&mut registry));
+        }
+        let address = start_server(layer, GrpcClientLayer::new()).await;
+        let channel = tonic::transport::Endpoint::from_shared(format!("http://{address}"))
+            .expect("uri")
+            .connect()
+            .await
+            .expect("connect");
+        let mut grpc = tonic::client::Grpc::new(channel);
+        for i in 0..MADE_UP {
+            let code = call_unimplemented(&mut grpc, format!("/scanner.Probe{i}/Method{i}")).await;
+            assert_eq!(code, tonic::Code::Unimplemented);
+        }
+        let probes = wait_for(&collector, MADE_UP, server_spans).await;
+        assert!(probes.iter().all(
+            |s| s.name == "grpc" && text(s, trace_grpc::semconv::RPC_METHOD) == Some("_OTHER")
+        ));
+        collector.clear();
+
+        let mut client = connect(&address.to_string(), GrpcClientLayer::new()).await;
+        client
+            .unary(EchoRequest::default())
+            .await
+            .expect("a real method answers");
+        let spans = wait_for(&collector, 1, server_spans).await;
+        assert_eq!(spans[0].name, UNARY);
+        assert_eq!(
+            text(&spans[0], trace_grpc::semconv::RPC_METHOD),
+            Some(UNARY)
+        );
+
+        let mut text = String::new();
+        encode(&mut text, &registry).expect("encodes");
+        let mut series: Vec<&str> = text
+            .lines()
+            .filter(|l| l.starts_with("rpc_server_call_duration_seconds_count"))
+            .collect();
+        series.sort_unstable();
+        let expected: Vec<String> = if with_metrics {
+            vec![
+                format!(
+                    r#"rpc_server_call_duration_seconds_count{{rpc_method="_OTHER",rpc_response_status_code="UNIMPLEMENTED"}} {MADE_UP}"#
+                ),
+                format!(
+                    r#"rpc_server_call_duration_seconds_count{{rpc_method="{UNARY}",rpc_response_status_code="OK"}} 1"#
+                ),
+            ]
+        } else {
+            Vec::new()
+        };
+        assert_eq!(series, expected, "with metrics: {with_metrics}");
+    }
+}

@@ -234,3 +234,70 @@ async fn grpc_trace_bin_written_by_the_client_layer_decodes_with_tonic() {
         .expect("server span");
     assert_eq!(server.parent_span_id, Some(client_span.span_id));
 }
+
+/// A server stream whose messages each come from a call to another server, made while the
+/// response stream is polled (after the handler has returned): those calls continue the trace.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_made_inside_a_server_stream_continue_the_callers_trace() {
+    let collector = collector();
+    let back = start_server(
+        GrpcTraceLayer::new(collector.clone()).service_name("back"),
+        GrpcClientLayer::new(),
+    )
+    .await;
+    let front = start_server(
+        GrpcTraceLayer::new(collector.clone()).service_name("front"),
+        GrpcClientLayer::new(),
+    )
+    .await;
+    let mut client = connect(
+        &front.to_string(),
+        GrpcClientLayer::new().root_traces(AlwaysOn, collector.clone()),
+    )
+    .await;
+    let mut stream = client
+        .server_stream(EchoRequest {
+            count: 2,
+            forward_to: back.to_string(),
+            ..Default::default()
+        })
+        .await
+        .expect("the stream starts")
+        .into_inner();
+    let mut seen_by_back = Vec::new();
+    while let Some(message) = stream.message().await.expect("no error") {
+        seen_by_back.push(message.trace_id);
+    }
+    let spans = wait_for(&collector, 6, |_| true).await;
+    assert_eq!(spans.len(), 6, "{spans:#?}");
+    let caller = spans
+        .iter()
+        .find(|s| s.kind == SpanKind::Client && s.name == SERVER_STREAM)
+        .expect("the caller's span");
+    assert!(
+        spans.iter().all(|s| s.trace_id == caller.trace_id),
+        "one trace: {spans:#?}"
+    );
+    assert_eq!(
+        seen_by_back,
+        [caller.trace_id.to_string(), caller.trace_id.to_string()]
+    );
+    let front_server = spans
+        .iter()
+        .find(|s| s.kind == SpanKind::Server && s.name == SERVER_STREAM)
+        .expect("the front server's span");
+    assert_eq!(front_server.parent_span_id, Some(caller.span_id));
+    let downstream: Vec<&Span> = spans
+        .iter()
+        .filter(|s| s.kind == SpanKind::Client && s.name == UNARY)
+        .collect();
+    assert_eq!(downstream.len(), 2);
+    for call in downstream {
+        assert_eq!(call.parent_span_id, Some(front_server.span_id));
+        let served = spans
+            .iter()
+            .filter(|s| s.kind == SpanKind::Server && s.parent_span_id == Some(call.span_id))
+            .count();
+        assert_eq!(served, 1, "the back server's span under each call");
+    }
+}

@@ -88,7 +88,14 @@ impl Echo for EchoService {
     ) -> Result<Response<Self::ServerStreamStream>, Status> {
         let trace_id = trace_id_of(&request);
         let message = request.into_inner();
+        if !message.forward_to.is_empty() {
+            return Ok(Response::new(forwarding_stream(
+                message,
+                self.forward_layer.clone(),
+            )));
+        }
         let delay = Duration::from_millis(u64::from(message.delay_ms));
+        let panic = message.panic;
         let responses = (0..message.count).map(move |i| {
             Ok(EchoResponse {
                 message: format!("{} {i}", message.message),
@@ -96,11 +103,19 @@ impl Echo for EchoService {
             })
         });
         let failure = (message.fail_with != 0).then(|| Err(status_of(message.fail_with)));
-        let stream = tokio_stream::iter(responses.chain(failure)).then(move |item| async move {
+        // `None`: where a producer with a bug panics, after its last message.
+        let items = responses
+            .chain(failure)
+            .map(Some)
+            .chain(panic.then_some(None));
+        let stream = tokio_stream::iter(items).then(move |item| async move {
             if !delay.is_zero() {
                 tokio::time::sleep(delay).await;
             }
-            item
+            match item {
+                Some(item) => item,
+                None => panic!("the stream's producer panics on purpose"),
+            }
         });
         Ok(Response::new(Box::pin(stream)))
     }
@@ -140,6 +155,31 @@ impl Echo for EchoService {
         });
         Ok(Response::new(Box::pin(stream)))
     }
+}
+
+/// A server stream whose `count` messages are each the answer of a unary call to the next hop
+/// of `message.forward_to`, made as the stream is polled (the usual shape of a stream fed by
+/// another service).
+fn forwarding_stream(message: EchoRequest, layer: GrpcClientLayer) -> ResponseStream {
+    let (next, rest) = message.forward_to.split_once(',').map_or(
+        (message.forward_to.clone(), String::new()),
+        |(next, rest)| (next.to_owned(), rest.to_owned()),
+    );
+    let stream = tokio_stream::iter(0..message.count).then(move |i| {
+        let (next, rest, layer) = (next.clone(), rest.clone(), layer.clone());
+        async move {
+            let mut client = connect(&next, layer).await;
+            let answer = client
+                .unary(EchoRequest {
+                    message: format!("{i}"),
+                    forward_to: rest,
+                    ..EchoRequest::default()
+                })
+                .await?;
+            Ok(answer.into_inner())
+        }
+    });
+    Box::pin(stream)
 }
 
 /// Starts a tonic server with `layer` on a loopback port; it runs until the test's runtime ends.
