@@ -46,6 +46,7 @@ fn server_span(trace_id: TraceId, parent: Option<SpanId>) -> Span {
         ],
         events: Vec::new(),
         links: Vec::new(),
+        dropped: Default::default(),
     }
 }
 

@@ -85,7 +85,8 @@ pub use context::{SpanContext, TraceFlags};
 pub use id::{HexId, IdParseError, SpanId, TraceId};
 pub use recorder::SpanRecorder;
 pub use span::{
-    Array, Event, InlineStr, Key, KeyValue, Link, Span, SpanKind, Status, StringValue, Value,
+    Array, DroppedCounts, Event, InlineStr, Key, KeyValue, Link, Span, SpanKind, Status,
+    StringValue, Value,
 };
 pub use trace_state::{TraceState, TraceStateError};
 

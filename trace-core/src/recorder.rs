@@ -3,7 +3,9 @@
 use std::borrow::Cow;
 use std::time::{Instant, SystemTime};
 
-use crate::{Event, Key, KeyValue, Link, Span, SpanContext, SpanKind, Status, Value};
+use crate::{
+    DroppedCounts, Event, Key, KeyValue, Link, Span, SpanContext, SpanKind, Status, Value,
+};
 
 /// Attribute slots reserved up front, so a typical server span (about a dozen semantic-convention
 /// attributes) grows its vector at most once.
@@ -18,7 +20,7 @@ const ATTRIBUTE_CAPACITY: usize = 16;
 /// links (OpenTelemetry's default limits), so that a long-lived span — a connection, a worker
 /// loop — does not grow without bound until it ends. The first ones are kept; what comes beyond
 /// a limit is dropped and counted on the recorder ([`dropped_attributes_count`] and its
-/// siblings). The finished [`Span`] does not carry the counts yet.
+/// siblings), and the finished [`Span`] carries them ([`Span::dropped`]).
 ///
 /// ```
 /// use std::sync::Arc;
@@ -53,15 +55,6 @@ struct Recording {
     span: Span,
     context: SpanContext,
     started: Instant,
-    dropped: Dropped,
-}
-
-/// What a span's limits kept out of it.
-#[derive(Debug, Default)]
-struct Dropped {
-    attributes: u32,
-    events: u32,
-    links: u32,
 }
 
 impl Recording {
@@ -70,7 +63,7 @@ impl Recording {
         if self.span.attributes.len() < SpanRecorder::MAX_ATTRIBUTES {
             self.span.attributes.push(attribute);
         } else {
-            self.dropped.attributes = self.dropped.attributes.saturating_add(1);
+            self.span.dropped.attributes = self.span.dropped.attributes.saturating_add(1);
         }
     }
 }
@@ -136,12 +129,12 @@ impl SpanRecorder {
             attributes: Vec::with_capacity(ATTRIBUTE_CAPACITY),
             events: Vec::new(),
             links: Vec::new(),
+            dropped: DroppedCounts::default(),
         };
         Self(Some(Box::new(Recording {
             span,
             context,
             started,
-            dropped: Dropped::default(),
         })))
     }
 
@@ -195,7 +188,8 @@ impl SpanRecorder {
                     value: value().into(),
                 });
             } else {
-                recording.dropped.attributes = recording.dropped.attributes.saturating_add(1);
+                recording.span.dropped.attributes =
+                    recording.span.dropped.attributes.saturating_add(1);
             }
         }
     }
@@ -251,7 +245,7 @@ impl SpanRecorder {
                     attributes,
                 });
             } else {
-                recording.dropped.events = recording.dropped.events.saturating_add(1);
+                recording.span.dropped.events = recording.span.dropped.events.saturating_add(1);
             }
         }
     }
@@ -263,7 +257,7 @@ impl SpanRecorder {
             if recording.span.links.len() < Self::MAX_LINKS {
                 recording.span.links.push(link);
             } else {
-                recording.dropped.links = recording.dropped.links.saturating_add(1);
+                recording.span.dropped.links = recording.span.dropped.links.saturating_add(1);
             }
         }
     }
@@ -271,19 +265,19 @@ impl SpanRecorder {
     /// Attributes with new keys dropped so far because the span held
     /// [`MAX_ATTRIBUTES`](Self::MAX_ATTRIBUTES) of them (0 when not recording).
     pub fn dropped_attributes_count(&self) -> u32 {
-        self.0.as_ref().map_or(0, |r| r.dropped.attributes)
+        self.0.as_ref().map_or(0, |r| r.span.dropped.attributes)
     }
 
     /// Events dropped so far because the span held [`MAX_EVENTS`](Self::MAX_EVENTS) of them
     /// (0 when not recording).
     pub fn dropped_events_count(&self) -> u32 {
-        self.0.as_ref().map_or(0, |r| r.dropped.events)
+        self.0.as_ref().map_or(0, |r| r.span.dropped.events)
     }
 
     /// Links dropped so far because the span held [`MAX_LINKS`](Self::MAX_LINKS) of them (0 when
     /// not recording).
     pub fn dropped_links_count(&self) -> u32 {
-        self.0.as_ref().map_or(0, |r| r.dropped.links)
+        self.0.as_ref().map_or(0, |r| r.span.dropped.links)
     }
 
     /// Sets the status. The last call wins, except that `Unset` never replaces a status that
@@ -340,10 +334,6 @@ impl Recording {
             mut span,
             context,
             started,
-            // `Span` has no fields for the counts yet: adding them changes every place that builds
-            // a `Span` by hand (exporters' tests and benchmarks among them), which is their
-            // owners' change to make together with writing the counts out.
-            dropped: _,
         } = self;
         span.duration = ended.saturating_duration_since(started);
         if let Some(collector) = context.collector() {

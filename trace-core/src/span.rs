@@ -458,6 +458,21 @@ pub struct Span {
     pub events: Vec<Event>,
     /// Links to related spans.
     pub links: Vec<Link>,
+    /// What the recorder's limits kept out of the span (OTLP's dropped counts).
+    pub dropped: DroppedCounts,
+}
+
+/// How many attributes, events and links a span's recorder dropped past its limits
+/// ([`SpanRecorder::MAX_ATTRIBUTES`](crate::SpanRecorder::MAX_ATTRIBUTES) and its siblings), so
+/// that exporters can say what is missing (OTLP's `dropped_*_count` fields).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DroppedCounts {
+    /// Attributes with new keys past the limit.
+    pub attributes: u32,
+    /// Events past the limit.
+    pub events: u32,
+    /// Links past the limit.
+    pub links: u32,
 }
 
 impl Span {

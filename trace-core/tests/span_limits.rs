@@ -91,6 +91,15 @@ fn events_and_links_beyond_the_limit_are_dropped_and_counted() {
     }
     let kept: Vec<SpanId> = span.links.iter().map(|l| l.span_id).collect();
     assert_eq!(kept, linked[..128]);
+    assert_eq!(
+        span.dropped,
+        trace_core::DroppedCounts {
+            attributes: 0,
+            events: 72,
+            links: 3,
+        },
+        "the finished span carries the counts for exporters"
+    );
 }
 
 #[test]

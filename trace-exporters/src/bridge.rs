@@ -154,6 +154,7 @@ pub fn span_data(span: &Span, scope: &InstrumentationScope) -> SpanData {
             )
         })
         .collect();
+    events.dropped_count = span.dropped.events;
     let mut links = SpanLinks::default();
     links.links = span
         .links
@@ -172,6 +173,7 @@ pub fn span_data(span: &Span, scope: &InstrumentationScope) -> SpanData {
             )
         })
         .collect();
+    links.dropped_count = span.dropped.links;
     SpanData {
         span_context,
         parent_span_id: span.parent_span_id.map_or(otel::SpanId::INVALID, |id| {
@@ -184,7 +186,7 @@ pub fn span_data(span: &Span, scope: &InstrumentationScope) -> SpanData {
         start_time: span.start_time,
         end_time: span.end_time(),
         attributes: span.attributes.iter().map(key_value).collect(),
-        dropped_attributes_count: 0,
+        dropped_attributes_count: span.dropped.attributes,
         events,
         links,
         status: match &span.status {

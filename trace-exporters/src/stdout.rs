@@ -13,6 +13,7 @@
 //! | `attributes` | an object, keys in the order they were set; values keep their JSON type (string, boolean, integer, float, array); non-finite floats become the strings `"NaN"`, `"inf"`, `"-inf"` |
 //! | `events` | `[{"name", "time_unix_nano", "attributes"}]` |
 //! | `links` | `[{"trace_id", "span_id", "trace_state"?, "attributes"}]` |
+//! | `dropped_attributes_count`, `dropped_events_count`, `dropped_links_count` | what the span's limits dropped, each only when not zero |
 //! | `service_name`, `resource` | from the [`Resource`]: its service name and other attributes |
 
 use std::fmt;
@@ -178,6 +179,15 @@ impl Serialize for SpanJson<'_> {
         map.serialize_entry("attributes", &AttributesJson(&span.attributes))?;
         map.serialize_entry("events", &EventsJson(&span.events))?;
         map.serialize_entry("links", &LinksJson(&span.links))?;
+        for (key, count) in [
+            ("dropped_attributes_count", span.dropped.attributes),
+            ("dropped_events_count", span.dropped.events),
+            ("dropped_links_count", span.dropped.links),
+        ] {
+            if count > 0 {
+                map.serialize_entry(key, &count)?;
+            }
+        }
         map.serialize_entry("service_name", self.resource.service_name())?;
         map.serialize_entry("resource", &AttributesJson(self.resource.attributes()))?;
         map.end()

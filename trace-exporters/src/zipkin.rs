@@ -14,7 +14,7 @@
 //! | `timestamp`, `duration` | start time in microseconds since the Unix epoch; duration in microseconds, at least 1 |
 //! | `localEndpoint` | `serviceName` from the [`Resource`], plus the address given to [`ZipkinExporterBuilder::local_address`] |
 //! | `remoteEndpoint` | for client and producer spans: `peer.service` or `server.address` (a name), the peer's IP from `network.peer.address` (or `server.address` when it is one) and the port from `network.peer.port`/`server.port`; for server and consumer spans: `peer.service`, `client.address`, `client.port`/`network.peer.port` (older `net.*` names are read too); omitted when none is known |
-//! | `tags` | every attribute, non-strings written as text (arrays as JSON arrays); a repeated key keeps its last value; `otel.status_code` = `OK`/`ERROR` when the status is set, and `error` = the message for an error status; `jaeger-debug-id` when a debug header forced the trace |
+//! | `tags` | every attribute, non-strings written as text (arrays as JSON arrays); a repeated key keeps its last value; `otel.status_code` = `OK`/`ERROR` when the status is set, and `error` = the message for an error status; `jaeger-debug-id` when a debug header forced the trace; `otel.dropped_attributes_count` (and `_events_`, `_links_`) when the span's limits dropped any |
 //! | `annotations` | one per event: its time in microseconds and its name, followed by its attributes as a JSON object when it has any (`cache.miss {"key":"user:7"}`) |
 //! | `debug` | `true` when the trace carries the debug flag |
 //!
@@ -379,14 +379,29 @@ fn port_attribute(span: &Span, key: &str) -> Option<u16> {
     }
 }
 
-/// The `tags` object: attributes (last value of a repeated key), then what the status and the
-/// debug id add.
+/// The `tags` object: attributes (last value of a repeated key), then what the status, the
+/// debug id and the span's dropped counts add.
 struct TagsJson<'a>(&'a Span);
 
 impl TagsJson<'_> {
     fn has_any(&self) -> bool {
         let span = self.0;
-        !span.attributes.is_empty() || span.status != Status::Unset || span.debug_id.is_some()
+        !span.attributes.is_empty()
+            || span.status != Status::Unset
+            || span.debug_id.is_some()
+            || self.dropped().any(|(_, count)| count > 0)
+    }
+
+    /// What the span's limits dropped, as OpenTelemetry's mapping for formats without the
+    /// fields: `otel.dropped_*_count` tags, only when not zero.
+    fn dropped(&self) -> impl Iterator<Item = (&'static str, u32)> {
+        let dropped = self.0.dropped;
+        [
+            ("otel.dropped_attributes_count", dropped.attributes),
+            ("otel.dropped_events_count", dropped.events),
+            ("otel.dropped_links_count", dropped.links),
+        ]
+        .into_iter()
     }
 
     /// Whether the attribute at `index` is written: not repeated later, not one of the keys
@@ -402,6 +417,9 @@ impl TagsJson<'_> {
             "otel.status_code" => span.status == Status::Unset,
             "error" => !span.status.is_error(),
             "jaeger-debug-id" => span.debug_id.is_none(),
+            "otel.dropped_attributes_count" => span.dropped.attributes == 0,
+            "otel.dropped_events_count" => span.dropped.events == 0,
+            "otel.dropped_links_count" => span.dropped.links == 0,
             _ => true,
         }
     }
@@ -426,6 +444,11 @@ impl Serialize for TagsJson<'_> {
         }
         if let Some(debug_id) = &span.debug_id {
             map.serialize_entry("jaeger-debug-id", &**debug_id)?;
+        }
+        for (key, count) in self.dropped() {
+            if count > 0 {
+                map.serialize_entry(key, &count.to_string())?;
+            }
         }
         map.end()
     }

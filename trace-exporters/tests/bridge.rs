@@ -81,6 +81,11 @@ fn rich_span() -> Span {
             trace_state: "k=v".parse().expect("trace state"),
             attributes: vec![KeyValue::new("link.kind", "follows")],
         }],
+        dropped: trace_core::DroppedCounts {
+            attributes: 1,
+            events: 2,
+            links: 3,
+        },
     }
 }
 
@@ -129,6 +134,15 @@ async fn every_field_is_converted() {
     );
     assert_eq!(span.span_kind, OtelKind::Server);
     assert_eq!(span.name, "GET /items/{id}");
+    assert_eq!(
+        (
+            span.dropped_attributes_count,
+            span.events.dropped_count,
+            span.links.dropped_count
+        ),
+        (1, 2, 3),
+        "what the recorder's limits dropped"
+    );
     assert_eq!(span.start_time, at(1_700_000_000_000_000_000));
     assert_eq!(span.end_time, at(1_700_000_000_003_000_000));
     assert_eq!(
@@ -158,7 +172,6 @@ async fn every_field_is_converted() {
             ),
         ]
     );
-    assert_eq!(span.dropped_attributes_count, 0);
     assert_eq!(span.events.len(), 1);
     let event = &span.events[0];
     assert_eq!(event.name, "exception");

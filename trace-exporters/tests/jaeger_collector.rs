@@ -148,3 +148,41 @@ fn building_needs_no_runtime_and_names_bad_settings() {
         "the token is not shown"
     );
 }
+
+/// What a span's limits dropped goes out as `otel.dropped_*_count` long tags, each only when
+/// not zero; read back with the `thrift` crate's binary and compact protocols.
+#[test]
+fn dropped_counts_become_long_tags_when_not_zero() {
+    use jaeger_support::{TagValue, plain_span, read_span};
+    use thrift::protocol::{TBinaryInputProtocol, TCompactInputProtocol};
+    use trace_exporters::jaeger::{ThriftProtocol, encode_span};
+
+    let mut span = plain_span(7, 9, "work");
+    span.dropped = trace_core::DroppedCounts {
+        attributes: 5,
+        events: 0,
+        links: 200,
+    };
+    for protocol in [ThriftProtocol::Binary, ThriftProtocol::Compact] {
+        let mut bytes = Vec::new();
+        encode_span(protocol, &span, &mut bytes);
+        let decoded = match protocol {
+            ThriftProtocol::Binary => read_span(&mut TBinaryInputProtocol::new(&bytes[..], true)),
+            ThriftProtocol::Compact => read_span(&mut TCompactInputProtocol::new(&bytes[..])),
+        }
+        .expect("a jaeger.Span");
+        let count = |key: &str| {
+            decoded
+                .tags
+                .iter()
+                .find(|tag| tag.key == key)
+                .map(|tag| tag.value.clone())
+        };
+        assert_eq!(
+            count("otel.dropped_attributes_count"),
+            Some(TagValue::Long(5))
+        );
+        assert_eq!(count("otel.dropped_events_count"), None);
+        assert_eq!(count("otel.dropped_links_count"), Some(TagValue::Long(200)));
+    }
+}

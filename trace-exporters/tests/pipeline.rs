@@ -286,6 +286,7 @@ mod support {
             attributes: Vec::new(),
             events: Vec::new(),
             links: Vec::new(),
+            dropped: Default::default(),
         }
     }
 

@@ -55,6 +55,7 @@ fn server_span(n: u64) -> Span {
             attributes: Vec::new(),
         }],
         links: Vec::new(),
+        dropped: Default::default(),
     }
 }
 

@@ -87,6 +87,7 @@ fn rich_span() -> Span {
             trace_state: TraceState::default(),
             attributes: vec![KeyValue::new("link.kind", "follows")],
         }],
+        dropped: Default::default(),
     }
 }
 
@@ -107,6 +108,11 @@ async fn each_span_is_one_json_line_with_every_field() {
     root.attributes.clear();
     root.events.clear();
     root.links.clear();
+    root.dropped = trace_core::DroppedCounts {
+        attributes: 0,
+        events: 4,
+        links: 0,
+    };
     let outcome = exporter
         .export(&[rich_span(), root])
         .await
@@ -115,6 +121,9 @@ async fn each_span_is_one_json_line_with_every_field() {
 
     let lines = captured.lines();
     assert_eq!(lines.len(), 2);
+    assert_eq!(lines[1]["dropped_events_count"], 4);
+    assert!(lines[1].get("dropped_attributes_count").is_none());
+    assert!(lines[0].get("dropped_events_count").is_none());
     let span = &lines[0];
     assert_eq!(span["name"], "GET /items/{id}");
     assert_eq!(span["kind"], "server");

@@ -39,6 +39,7 @@ fn base_span(name: &'static str, kind: SpanKind, trace_id: TraceId, span_id: u64
         attributes: Vec::new(),
         events: Vec::new(),
         links: Vec::new(),
+        dropped: Default::default(),
     }
 }
 
@@ -317,5 +318,45 @@ fn the_local_endpoint_takes_the_default_service_name() {
     assert_eq!(
         spans[0]["localEndpoint"],
         json!({ "serviceName": "unknown_service" })
+    );
+}
+
+/// What a span's limits dropped goes out as `otel.dropped_*_count` tags (strings, as every
+/// Zipkin tag), each only when not zero, replacing an attribute of the same key.
+#[test]
+fn dropped_counts_become_tags_when_not_zero() {
+    let exporter = ZipkinExporter::builder().build().expect("exporter");
+    let mut span = internal_span();
+    span.attributes.push(trace_core::KeyValue::new(
+        "otel.dropped_events_count",
+        "stale",
+    ));
+    span.dropped = trace_core::DroppedCounts {
+        attributes: 0,
+        events: 300,
+        links: 2,
+    };
+    let mut body = Vec::new();
+    exporter.encode(&[internal_span(), span], &mut body);
+    let spans: Json = serde_json::from_slice(&body).expect("JSON");
+    assert!(
+        spans[0]["tags"]
+            .as_object()
+            .is_none_or(|tags| tags.keys().all(|key| !key.starts_with("otel.dropped"))),
+        "{}",
+        spans[0]
+    );
+    let text = String::from_utf8_lossy(&body);
+    assert_eq!(
+        text.matches("\"otel.dropped_events_count\"").count(),
+        1,
+        "one tag, not the attribute beside it: {text}"
+    );
+    assert_eq!(spans[1]["tags"]["otel.dropped_events_count"], "300");
+    assert_eq!(spans[1]["tags"]["otel.dropped_links_count"], "2");
+    assert!(
+        spans[1]["tags"]
+            .get("otel.dropped_attributes_count")
+            .is_none()
     );
 }

@@ -98,6 +98,7 @@ fn get_users_span(
         attributes,
         events: vec![event],
         links: Vec::new(),
+        dropped: Default::default(),
     }
 }
 

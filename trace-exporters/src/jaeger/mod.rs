@@ -11,6 +11,8 @@
 //! - a status other than unset becomes `otel.status_code` (`OK`/`ERROR`), an error also
 //!   `error=true` and `otel.status_description`; the span kind (other than internal) becomes
 //!   `span.kind`; a debug id becomes `jaeger-debug-id`, the trace state `w3c.tracestate`;
+//! - what the span's limits dropped becomes long tags `otel.dropped_attributes_count`,
+//!   `otel.dropped_events_count` and `otel.dropped_links_count`, each only when not zero;
 //! - flags use Jaeger's bits: sampled `1`, debug `2`, firehose `8`.
 //!
 //! The process carries the service name and, as Jaeger's own clients report them,

@@ -396,6 +396,9 @@ struct ExtraTags<'a> {
     error_description: Option<&'a str>,
     debug_id: Option<&'a str>,
     trace_state: Option<&'a str>,
+    /// What the span's limits dropped, as OpenTelemetry's mapping for formats without the
+    /// fields: `otel.dropped_*_count` int tags, only when not zero.
+    dropped: [(&'static str, u32); 3],
 }
 
 impl<'a> ExtraTags<'a> {
@@ -417,6 +420,11 @@ impl<'a> ExtraTags<'a> {
             error_description,
             debug_id: span.debug_id.as_deref(),
             trace_state: span.trace_state.header_value(),
+            dropped: [
+                ("otel.dropped_attributes_count", span.dropped.attributes),
+                ("otel.dropped_events_count", span.dropped.events),
+                ("otel.dropped_links_count", span.dropped.links),
+            ],
         }
     }
 
@@ -428,6 +436,7 @@ impl<'a> ExtraTags<'a> {
             + usize::from(self.error_description.is_some())
             + usize::from(self.debug_id.is_some())
             + usize::from(self.trace_state.is_some())
+            + self.dropped.iter().filter(|(_, count)| *count > 0).count()
     }
 
     fn write<P: Protocol>(&self, out: &mut Vec<u8>) {
@@ -448,6 +457,11 @@ impl<'a> ExtraTags<'a> {
         }
         if let Some(trace_state) = self.trace_state {
             string_tag::<P>(out, TRACE_STATE_TAG, trace_state);
+        }
+        for (key, count) in self.dropped {
+            if count > 0 {
+                tag::<P>(out, key, &Value::I64(i64::from(count)));
+            }
         }
     }
 }
@@ -594,6 +608,7 @@ pub(crate) fn write_batch_head<P: Protocol>(
 ///     attributes: Vec::new(),
 ///     events: Vec::new(),
 ///     links: Vec::new(),
+///     dropped: Default::default(),
 /// };
 /// let mut buffer = Vec::new();
 /// encode_span(ThriftProtocol::Compact, &span, &mut buffer);

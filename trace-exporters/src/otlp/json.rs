@@ -138,6 +138,7 @@ fn write_span(span: &Span, buf: &mut Vec<u8>) -> JsonResult {
         buf.push(b',');
         write_attributes(&span.attributes, buf)?;
     }
+    write_count("droppedAttributesCount", span.dropped.attributes, buf)?;
     if !span.events.is_empty() {
         buf.push(b',');
         write_name("events", buf);
@@ -160,6 +161,7 @@ fn write_span(span: &Span, buf: &mut Vec<u8>) -> JsonResult {
         }
         buf.push(b']');
     }
+    write_count("droppedEventsCount", span.dropped.events, buf)?;
     if !span.links.is_empty() {
         buf.push(b',');
         write_name("links", buf);
@@ -187,6 +189,7 @@ fn write_span(span: &Span, buf: &mut Vec<u8>) -> JsonResult {
         }
         buf.push(b']');
     }
+    write_count("droppedLinksCount", span.dropped.links, buf)?;
     match &span.status {
         Status::Unset => {}
         Status::Ok => {
@@ -210,6 +213,16 @@ fn write_span(span: &Span, buf: &mut Vec<u8>) -> JsonResult {
         }
     }
     buf.push(b'}');
+    Ok(())
+}
+
+/// `,"name":count`, a `uint32` (a JSON number in OTLP/JSON), left out when zero.
+fn write_count(name: &str, count: u32, buf: &mut Vec<u8>) -> JsonResult {
+    if count > 0 {
+        buf.push(b',');
+        write_name(name, buf);
+        write_int_plain(u64::from(count), buf)?;
+    }
     Ok(())
 }
 
@@ -316,6 +329,54 @@ mod tests {
             buf.push(b' ');
         }
         assert_eq!(buf, b"1.5 \"NaN\" \"Infinity\" \"-Infinity\" ");
+    }
+
+    #[test]
+    fn dropped_counts_are_numbers_left_out_when_zero() {
+        use std::time::{Duration, SystemTime};
+        use trace_core::{
+            DroppedCounts, SpanId, SpanKind, Status, TraceFlags, TraceId, TraceState,
+        };
+
+        let mut span = Span {
+            name: "work".into(),
+            kind: SpanKind::Internal,
+            trace_id: TraceId::from_u128(1).expect("non-zero"),
+            span_id: SpanId::from_u64(2).expect("non-zero"),
+            parent_span_id: None,
+            flags: TraceFlags::SAMPLED,
+            trace_state: TraceState::default(),
+            debug_id: None,
+            start_time: SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000),
+            duration: Duration::from_millis(3),
+            status: Status::Unset,
+            attributes: Vec::new(),
+            events: Vec::new(),
+            links: Vec::new(),
+            dropped: DroppedCounts::default(),
+        };
+        let json = |span: &Span| {
+            let mut buf = Vec::new();
+            write_span(span, &mut buf).expect("vec write");
+            serde_json::from_slice::<serde_json::Value>(&buf).expect("valid JSON")
+        };
+        let none = json(&span);
+        for name in [
+            "droppedAttributesCount",
+            "droppedEventsCount",
+            "droppedLinksCount",
+        ] {
+            assert!(none.get(name).is_none(), "{none}");
+        }
+        span.dropped = DroppedCounts {
+            attributes: 3,
+            events: 300,
+            links: 1,
+        };
+        let some = json(&span);
+        assert_eq!(some["droppedAttributesCount"], 3);
+        assert_eq!(some["droppedEventsCount"], 300);
+        assert_eq!(some["droppedLinksCount"], 1);
     }
 
     #[test]

@@ -46,8 +46,11 @@ const SPAN_KIND: u32 = 6;
 const SPAN_START_TIME: u32 = 7;
 const SPAN_END_TIME: u32 = 8;
 const SPAN_ATTRIBUTES: u32 = 9;
+const SPAN_DROPPED_ATTRIBUTES_COUNT: u32 = 10;
 const SPAN_EVENTS: u32 = 11;
+const SPAN_DROPPED_EVENTS_COUNT: u32 = 12;
 const SPAN_LINKS: u32 = 13;
+const SPAN_DROPPED_LINKS_COUNT: u32 = 14;
 const SPAN_STATUS: u32 = 15;
 const SPAN_FLAGS: u32 = 16;
 
@@ -400,6 +403,14 @@ fn encode_fixed32_field(tag: u32, value: u32, buf: &mut Vec<u8>) {
     buf.extend_from_slice(&value.to_le_bytes());
 }
 
+/// A `uint32` count field, left out when zero (proto3's default).
+#[inline]
+fn encode_count(tag: u32, count: u32, buf: &mut Vec<u8>) {
+    if count > 0 {
+        encode_varint_field(tag, u64::from(count), buf);
+    }
+}
+
 /// The contents of a `Span` message (its key and length written by the caller).
 fn encode_span(span: &Span, buf: &mut Vec<u8>) {
     // Fixed-size runs of fields go out as one copy each.
@@ -428,6 +439,7 @@ fn encode_span(span: &Span, buf: &mut Vec<u8>) {
     for kv in &span.attributes {
         encode_key_value(SPAN_ATTRIBUTES, kv, buf);
     }
+    encode_count(SPAN_DROPPED_ATTRIBUTES_COUNT, span.dropped.attributes, buf);
     for event in &span.events {
         let message = open_message(SPAN_EVENTS, SMALL_LEN_ROOM, buf);
         encode_fixed64_field(EVENT_TIME, unix_nanos(event.time), buf);
@@ -437,6 +449,7 @@ fn encode_span(span: &Span, buf: &mut Vec<u8>) {
         }
         close_message(message, buf);
     }
+    encode_count(SPAN_DROPPED_EVENTS_COUNT, span.dropped.events, buf);
     for link in &span.links {
         let message = open_message(SPAN_LINKS, SMALL_LEN_ROOM, buf);
         encode_bytes_field(LINK_TRACE_ID, &link.trace_id.to_bytes(), buf);
@@ -447,6 +460,7 @@ fn encode_span(span: &Span, buf: &mut Vec<u8>) {
         }
         close_message(message, buf);
     }
+    encode_count(SPAN_DROPPED_LINKS_COUNT, span.dropped.links, buf);
     if let Some(status_len) = status_len(&span.status) {
         encode_message_header(SPAN_STATUS, status_len, buf);
         match &span.status {
@@ -640,6 +654,7 @@ mod tests {
                 .collect(),
             events: Vec::new(),
             links: Vec::new(),
+            dropped: Default::default(),
         };
         let fixed = FixedParts::new(&Resource::new("svc"), "scope", "1");
         let mut buf = Vec::new();
@@ -720,6 +735,9 @@ mod tests {
             start_time_unix_nano: nanos(span.start_time),
             end_time_unix_nano: nanos(span.start_time + span.duration),
             attributes: attributes(&span.attributes),
+            dropped_attributes_count: span.dropped.attributes,
+            dropped_events_count: span.dropped.events,
+            dropped_links_count: span.dropped.links,
             events: span
                 .events
                 .iter()
@@ -752,7 +770,6 @@ mod tests {
                     code: 2,
                 }),
             },
-            ..Default::default()
         }
     }
 
@@ -821,6 +838,12 @@ mod tests {
                     StringValue::copied(&"w".repeat(event_padding)),
                 )],
             }],
+            // Zero for most spans (the fields are then left out), small and multi-byte for some.
+            dropped: trace_core::DroppedCounts {
+                attributes: u32::from(index.is_multiple_of(4)) * 3,
+                events: u32::from(index.is_multiple_of(5)) * 300,
+                links: u32::from(index.is_multiple_of(7)),
+            },
         }
     }
 

@@ -303,6 +303,7 @@ pub fn plain_span(trace: u128, span: u64, name: &'static str) -> Span {
         attributes: Vec::new(),
         events: Vec::new(),
         links: Vec::new(),
+        dropped: Default::default(),
     }
 }
 

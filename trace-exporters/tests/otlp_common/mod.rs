@@ -119,6 +119,7 @@ pub fn spans() -> Vec<Span> {
             trace_state: "vendor=x".parse::<TraceState>().expect("link trace state"),
             attributes: vec![KeyValue::new("link.kind", "follows")],
         }],
+        dropped: Default::default(),
     };
     let child = Span {
         name: "render".into(),
@@ -135,6 +136,7 @@ pub fn spans() -> Vec<Span> {
         attributes: Vec::new(),
         events: Vec::new(),
         links: Vec::new(),
+        dropped: Default::default(),
     };
     let root = Span {
         name: "background job".into(),
@@ -151,6 +153,7 @@ pub fn spans() -> Vec<Span> {
         attributes: Vec::new(),
         events: Vec::new(),
         links: Vec::new(),
+        dropped: Default::default(),
     };
     vec![server, child, root]
 }
