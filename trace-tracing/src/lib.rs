@@ -16,7 +16,8 @@
 //! 128 links ([`SpanRecorder::MAX_EVENTS`](trace_core::SpanRecorder::MAX_EVENTS) and its
 //! siblings, OpenTelemetry's default limits): a long-lived span, such as a worker loop's, keeps
 //! its first 128 events and drops later ones without formatting their fields (an ERROR event
-//! still sets the error status).
+//! still sets the error status). What was dropped is counted on the span
+//! ([`Span::dropped`](trace_core::Span::dropped)) and exported with it.
 //!
 //! # Example
 //!
