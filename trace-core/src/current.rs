@@ -130,6 +130,44 @@ impl<F: Future> Future for WithContext<F> {
     }
 }
 
+/// Makes the context held in `slot` current until the returned guard is dropped, lending it rather
+/// than cloning it: `slot` holds the previously current context meanwhile, and gets its own back
+/// when the guard drops (also on panic). For wrappers polled many times, such as a response body
+/// whose frames a handler produces, where [`enter`] would need a clone for every poll. An empty
+/// slot makes no context current meanwhile.
+///
+/// ```
+/// use trace_core::current::{current_context, lend};
+/// use trace_core::{SpanContext, TraceFlags};
+///
+/// let context = SpanContext::new_root(TraceFlags::SAMPLED);
+/// let mut slot = Some(context.clone());
+/// {
+///     let _current = lend(&mut slot);
+///     assert_eq!(current_context().map(|c| c.span_id()), Some(context.span_id()));
+/// }
+/// assert_eq!(slot.map(|c| c.span_id()), Some(context.span_id()));
+/// assert!(current_context().is_none());
+/// ```
+pub fn lend(slot: &mut Option<SpanContext>) -> Lending<'_> {
+    Lending {
+        _entered: Entered::enter(slot),
+    }
+}
+
+/// The guard [`lend`] returns: gives the context back to its slot when dropped.
+#[must_use = "the context is current only while the guard lives"]
+pub struct Lending<'a> {
+    // Held for its drop, which gives the context back.
+    _entered: Entered<'a>,
+}
+
+impl std::fmt::Debug for Lending<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Lending").finish_non_exhaustive()
+    }
+}
+
 /// Swaps a context into the thread's slot, and back out when dropped (also on panic), so that
 /// nested contexts unwind in order and nothing leaks to the next task on the thread.
 struct Entered<'a> {

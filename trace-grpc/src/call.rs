@@ -367,8 +367,11 @@ impl<B: Body> Body for CallBody<B> {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
         let this = self.project();
-        // A clone per poll: `enter` keeps the context it is given, and the body polls again.
-        let _current = this.context.clone().map(trace_core::current::enter);
+        // Lent, not cloned: the body is polled once per frame.
+        let _current = this
+            .context
+            .is_some()
+            .then(|| trace_core::current::lend(this.context));
         this.inner.poll_frame(cx)
     }
 
