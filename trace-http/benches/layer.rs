@@ -21,6 +21,7 @@ use std::hint::black_box;
 use std::pin::pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use criterion::measurement::WallTime;
@@ -563,5 +564,140 @@ fn metrics_layer(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, trace_layer, client_layer, metrics_layer);
+/// Requests per chunk in [`bench_added`]: short enough (some 20 µs) that the machine's speed
+/// hardly changes between a chunk and the next, long enough that the two clock reads a chunk
+/// costs are lost in it.
+const ADDED_CHUNK: u64 = 32;
+
+/// What `layered` adds to `baseline` on the same requests, timed in alternating chunks: a
+/// chunk of requests through `baseline`, then one through `layered`, and so on. The reported
+/// time per iteration is the layered requests' time minus the baseline's. On a shared machine
+/// whose speed drifts over seconds, separate cases (as in the other groups) are timed at
+/// different speeds; here both sides of every difference are timed within microseconds of each
+/// other, so the difference holds still from run to run.
+fn bench_added<S, T, B, C>(
+    group: &mut BenchmarkGroup<'_, WallTime>,
+    name: &str,
+    mut baseline: S,
+    mut layered: T,
+    mut setup: impl FnMut() -> Request<Full<Bytes>>,
+) where
+    S: Service<Request<Full<Bytes>>, Response = Response<B>>,
+    S::Error: std::fmt::Debug,
+    B: Body,
+    B::Error: std::fmt::Debug,
+    T: Service<Request<Full<Bytes>>, Response = Response<C>>,
+    T::Error: std::fmt::Debug,
+    C: Body,
+    C::Error: std::fmt::Debug,
+{
+    serve(&mut baseline, setup());
+    serve(&mut layered, setup());
+    group.bench_function(name, |b| {
+        b.iter_custom(|iters| {
+            let (mut base, mut added) = (Duration::ZERO, Duration::ZERO);
+            let mut done = 0;
+            while done < iters {
+                let chunk = ADDED_CHUNK.min(iters - done);
+                let started = Instant::now();
+                for _ in 0..chunk {
+                    serve(&mut baseline, setup());
+                }
+                let middle = Instant::now();
+                for _ in 0..chunk {
+                    serve(&mut layered, setup());
+                }
+                added += middle.elapsed();
+                base += middle - started;
+                done += chunk;
+            }
+            added.saturating_sub(base)
+        })
+    });
+}
+
+/// Each layer's added cost, measured against its baseline in one interleaved run (see
+/// [`bench_added`]): the figures the targets are judged by. The cases, on the requests of the
+/// groups above:
+///
+/// - `trace_unsampled`, `floor_unsampled`: `TraceLayer` (`AlwaysOff`) and the `ContextFloor`
+///   reference on a request with a router's extension and no trace header;
+/// - `trace_unsampled_parent`, `floor_unsampled_parent`: the same with an unsampled
+///   `traceparent`;
+/// - `trace_sampled`: the default sampler following a sampled `traceparent`, no-op collector;
+/// - `metrics_with_exemplar`, `metrics_routed_with_exemplar`: `MetricsLayer` with a sampled
+///   context in the extensions (and axum's `MatchedPath`).
+fn added(c: &mut Criterion) {
+    let mut group = c.benchmark_group("added");
+    let mut routed = request(&[]);
+    routed.extensions_mut().insert(RoutedMarker);
+    let mut routed_parent = request(&[("traceparent", UNSAMPLED_PARENT)]);
+    routed_parent.extensions_mut().insert(RoutedMarker);
+    let sampled_parent = request(&[("traceparent", SAMPLED_PARENT)]);
+    let unsampled = TraceLayer::new(Arc::new(NoopCollector)).sampler(AlwaysOff);
+    let sampled = TraceLayer::new(Arc::new(NoopCollector));
+
+    bench_added(
+        &mut group,
+        "trace_unsampled",
+        bare(),
+        unsampled.layer(bare()),
+        || routed.clone(),
+    );
+    bench_added(
+        &mut group,
+        "floor_unsampled",
+        bare(),
+        ContextFloor(bare()),
+        || routed.clone(),
+    );
+    bench_added(
+        &mut group,
+        "trace_unsampled_parent",
+        bare(),
+        unsampled.layer(bare()),
+        || routed_parent.clone(),
+    );
+    bench_added(
+        &mut group,
+        "floor_unsampled_parent",
+        bare(),
+        ContextFloor(bare()),
+        || routed_parent.clone(),
+    );
+    bench_added(
+        &mut group,
+        "trace_sampled",
+        bare(),
+        sampled.layer(bare()),
+        || sampled_parent.clone(),
+    );
+
+    let mut with_context = request(&[]);
+    with_context.extensions_mut().insert(sampled_context());
+    let mut routed_with_context = request(&[]);
+    routed_with_context
+        .extensions_mut()
+        .insert(matched_path("/users/{id}", "/users/42"));
+    routed_with_context
+        .extensions_mut()
+        .insert(sampled_context());
+    bench_added(
+        &mut group,
+        "metrics_with_exemplar",
+        bare(),
+        metrics().layer(bare()),
+        || with_context.clone(),
+    );
+    bench_added(
+        &mut group,
+        "metrics_routed_with_exemplar",
+        bare(),
+        metrics().layer(bare()),
+        || routed_with_context.clone(),
+    );
+    group.finish();
+}
+
+criterion_group!(benches, trace_layer, client_layer, metrics_layer, added);
 criterion_main!(benches);

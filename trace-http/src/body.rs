@@ -125,20 +125,21 @@ impl<B, O: BodyObserver> ResponseBody<B, O> {
     where
         B: Body,
     {
-        let mut body = Self {
+        // An empty body may never be polled (hyper sees `is_end_stream` and drops it): its
+        // response is complete as soon as the head is.
+        let observer = match observer {
+            Some(observer) if inner.is_end_stream() => {
+                observer.on_end(BodyEnd::Complete, 0);
+                None
+            }
+            observer => observer,
+        };
+        Self {
             inner,
             observer,
             bytes: 0,
             announced,
-        };
-        // An empty body may never be polled (hyper sees `is_end_stream` and drops it): its
-        // response is complete as soon as the head is.
-        if body.inner.is_end_stream()
-            && let Some(observer) = body.observer.take()
-        {
-            observer.on_end(BodyEnd::Complete, 0);
         }
-        body
     }
 
     /// The wrapped body.

@@ -59,8 +59,12 @@ where
         let config = &*self.config;
         let route = RequestRoute::of(&request);
         let (method, _) = semconv::method_name(request.method());
-        let (context, seen) =
-            server_context_and_headers(config, request.headers(), route.text.unwrap_or(method));
+        let context = server_context(config, request.headers(), route.text.unwrap_or(method));
+        let seen = if context.is_sampled() || config.metrics.is_some() {
+            ServerHeaders::of(request.headers(), context.is_sampled())
+        } else {
+            ServerHeaders::default()
+        };
         // A layer outside this one may have read the clocks already: share its readings (an
         // unsampled request without metrics reads no clock at all).
         let outer_start = if context.is_sampled() || config.metrics.is_some() {
@@ -126,61 +130,69 @@ struct ServerHeaders<'a> {
     content_length: Option<u64>,
 }
 
+impl<'a> ServerHeaders<'a> {
+    /// Looked up by name once the request is known to be recorded: each is a hash of a standard
+    /// name, cheaper than comparing every header to them while scanning (which an unsampled
+    /// request would pay for nothing).
+    fn of(headers: &'a HeaderMap, span: bool) -> Self {
+        let content_length = headers
+            .get(http::header::CONTENT_LENGTH)
+            .and_then(parse_content_length);
+        if !span {
+            return Self {
+                content_length,
+                ..Self::default()
+            };
+        }
+        Self {
+            host: headers.get(http::header::HOST),
+            user_agent: headers.get(http::header::USER_AGENT),
+            content_length,
+        }
+    }
+}
+
 /// The context of a server span for a request with these headers: the caller's context read with
 /// the configured propagation (and debug headers), the sampler's decision, the collector.
 pub(crate) fn server_context(config: &TraceConfig, headers: &HeaderMap, name: &str) -> SpanContext {
-    server_context_and_headers(config, headers, name).0
-}
-
-/// [`server_context`], and the other headers the layer reads, found in the propagation's one
-/// pass over the map (rather than a second pass, or a hashed lookup each).
-fn server_context_and_headers<'h>(
-    config: &TraceConfig,
-    headers: &'h HeaderMap,
-    name: &str,
-) -> (SpanContext, ServerHeaders<'h>) {
-    let mut seen = ServerHeaders::default();
-    let mut content_length = None;
-    // The first value of each debug header no format reads, in the configured order; headers
-    // past the first few are looked up after the scan.
-    let mut debug_values: [Option<&HeaderValue>; SCANNED_DEBUG_HEADERS] = Default::default();
-    let mut extracted = config.propagation.extract_with(headers, |header, value| {
-        if *header == http::header::HOST {
-            seen.host.get_or_insert(value);
-        } else if *header == http::header::USER_AGENT {
-            seen.user_agent.get_or_insert(value);
-        } else if *header == http::header::CONTENT_LENGTH {
-            content_length.get_or_insert(value);
-        } else if let Some(position) = config
-            .unread_debug_headers
-            .iter()
-            .position(|(name, _)| name == header)
-            && let Some(slot) = debug_values.get_mut(position)
-        {
-            slot.get_or_insert(value);
+    let extracted = if config.unread_debug_headers.is_empty() {
+        config.propagation.extract(headers)
+    } else {
+        // The first value of each debug header no format reads, in the configured order, found
+        // in the propagation's one pass over the map; headers past the first few are looked up
+        // after the scan.
+        let mut debug_values: [Option<&HeaderValue>; SCANNED_DEBUG_HEADERS] = Default::default();
+        let mut extracted = config.propagation.extract_with(headers, |header, value| {
+            if let Some(position) = config
+                .unread_debug_headers
+                .iter()
+                .position(|(name, _)| name == header)
+                && let Some(slot) = debug_values.get_mut(position)
+            {
+                slot.get_or_insert(value);
+            }
+        });
+        if extracted.debug_id.is_none() {
+            extracted.debug_id = config.unread_debug_headers.iter().enumerate().find_map(
+                |(position, (header, scanned))| {
+                    let value = match debug_values.get(position) {
+                        Some(found) if *scanned => *found,
+                        _ => headers.get(header),
+                    };
+                    value.and_then(debug_id)
+                },
+            );
         }
-    });
-    seen.content_length = content_length.and_then(parse_content_length);
-    if extracted.debug_id.is_none() && !config.unread_debug_headers.is_empty() {
-        extracted.debug_id = config.unread_debug_headers.iter().enumerate().find_map(
-            |(position, (header, scanned))| {
-                let value = match debug_values.get(position) {
-                    Some(found) if *scanned => *found,
-                    _ => headers.get(header),
-                };
-                value.and_then(debug_id)
-            },
-        );
-    }
+        extracted
+    };
     let context = extracted.into_span_context(&*config.sampler, name);
     // An unsampled context records nothing, here or in its children: it needs no collector
     // (and skips two reference-count updates per request on a handle every worker shares).
-    let context = if context.is_sampled() {
+    if context.is_sampled() {
         context.with_collector(config.collector.for_this_thread().clone())
     } else {
         context
-    };
-    (context, seen)
+    }
 }
 
 /// How many debug headers (of those no propagation format reads) the header scan collects;
