@@ -146,9 +146,19 @@ pub(crate) fn content_length(headers: &HeaderMap) -> Option<u64> {
     parse_content_length(headers.get(http::header::CONTENT_LENGTH)?)
 }
 
-/// A `Content-Length` value as a number, if it is one.
+/// A `Content-Length` value as a number, if it is one: decimal digits only (RFC 9110's
+/// `1*DIGIT`, so no sign or white space), read straight from the bytes.
 pub(crate) fn parse_content_length(value: &http::HeaderValue) -> Option<u64> {
-    value.to_str().ok()?.parse().ok()
+    let digits = value.as_bytes();
+    if digits.is_empty() {
+        return None;
+    }
+    digits.iter().try_fold(0_u64, |length, &digit| {
+        if !digit.is_ascii_digit() {
+            return None;
+        }
+        length.checked_mul(10)?.checked_add(u64::from(digit - b'0'))
+    })
 }
 
 #[derive(Debug)]
@@ -401,5 +411,31 @@ where
         let observer = this.observer.take();
         let body = ResponseBody::of_response(body, observer, &head.headers);
         Poll::Ready(Ok(Response::from_parts(head, body)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn content_lengths_are_plain_decimal_numbers() {
+        let parse =
+            |text: &'static str| parse_content_length(&http::HeaderValue::from_static(text));
+        assert_eq!(parse("0"), Some(0));
+        assert_eq!(parse("42"), Some(42));
+        assert_eq!(parse("18446744073709551615"), Some(u64::MAX));
+        for bad in [
+            "",
+            "+42",
+            "-1",
+            " 42",
+            "4 2",
+            "0x10",
+            "18446744073709551616",
+            "4.2",
+        ] {
+            assert_eq!(parse(bad), None, "{bad:?}");
+        }
     }
 }
