@@ -608,6 +608,50 @@ fn a_later_formats_debug_flag_is_taken_once_and_counted_as_found() {
 }
 
 #[test]
+fn a_later_debug_flag_without_sampled_leaves_the_decision_to_the_debug_cap() {
+    let request = headers(&[
+        (
+            "traceparent",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00",
+        ),
+        // Jaeger's debug bit alone, for the same span: a debug request, not a sampled parent.
+        (
+            "uber-trace-id",
+            "4bf92f3577b34da6a3ce929d0e0e4736:00f067aa0ba902b7:0:02",
+        ),
+    ]);
+    let extracted = CompositePropagator::default().extract(&request);
+    let parent = extracted.parent.clone().expect("the W3C parent");
+    assert_eq!(parent.flags, TraceFlags::DEBUG);
+    assert!(extracted.is_debug_requested());
+
+    // Read alone, the same header is the same request: both go to the sampler alike.
+    let alone = CompositePropagator::default().extract(&headers(&[(
+        "uber-trace-id",
+        "4bf92f3577b34da6a3ce929d0e0e4736:00f067aa0ba902b7:0:02",
+    )]));
+    assert_eq!(
+        alone.parent.clone().expect("the Jaeger parent").flags,
+        TraceFlags::DEBUG
+    );
+
+    // With the debug cap spent, neither is traced.
+    let capped = DebugForced::new(AlwaysOff, 0.0);
+    for extracted in [extracted.clone(), alone.clone()] {
+        let context = extracted.into_span_context(&capped, "GET");
+        assert!(!context.is_sampled(), "{context:?}");
+    }
+    assert_eq!(capped.forced(), 0);
+    // Within it, both are.
+    let sampler = debug_only();
+    for extracted in [extracted, alone] {
+        let context = extracted.into_span_context(&sampler, "GET");
+        assert!(context.is_sampled() && context.is_debug(), "{context:?}");
+    }
+    assert_eq!(sampler.forced(), 2);
+}
+
+#[test]
 fn malformed_later_formats_beside_a_chosen_parent_are_not_counted() {
     let propagation = CompositePropagator::default();
     let extracted = propagation.extract(&headers(&[

@@ -26,6 +26,7 @@ const DEBUG_SAMPLED: TraceFlags = TraceFlags::SAMPLED.with(TraceFlags::DEBUG, tr
 
 /// Which B3 headers [`B3Propagator`] writes. Extraction reads both encodings either way.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub enum B3Encoding {
     /// `b3: {traceid}-{spanid}-{sampling}[-{parentspanid}]` (`OTEL_PROPAGATORS=b3`). Any
     /// `x-b3-*` headers already present are removed.

@@ -140,9 +140,12 @@ impl Extracted {
 ///
 /// Several formats in one request are normally one peer writing one context in each; W3C has no
 /// debug bit, so without this a debug trace would stop being debug at the first hop whose
-/// preferred format is W3C. Debug implies sampled, so SAMPLED is added too, and a decision
-/// `chosen` deferred (B3 ids without a sampling state) is deferred no longer. A different span
-/// is a different context, whose flags say nothing about `chosen`.
+/// preferred format is W3C. `later`'s sampled bit comes along with its debug bit (B3's debug
+/// implies sampled, and so does Jaeger's `03`), and a decision `chosen` deferred (B3 ids without
+/// a sampling state) is then deferred no longer. A debug bit without the sampled one (Jaeger's
+/// `02`) adds only the debug request, as when that format is read alone: the sampler decides,
+/// within its debug cap, so a peer cannot force a trace past the cap by sending it twice. A
+/// different span is a different context, whose flags say nothing about `chosen`.
 pub(super) fn take_debug_of_same_span(chosen: &mut RemoteContext, later: &RemoteContext) -> bool {
     if !later.flags.is_debug()
         || later.span_id != chosen.span_id
@@ -150,11 +153,11 @@ pub(super) fn take_debug_of_same_span(chosen: &mut RemoteContext, later: &Remote
     {
         return false;
     }
-    chosen.flags = chosen
-        .flags
-        .with(TraceFlags::SAMPLED, true)
-        .with(TraceFlags::DEBUG, true);
-    chosen.sampling_deferred = false;
+    chosen.flags = chosen.flags.with(TraceFlags::DEBUG, true);
+    if later.flags.is_sampled() {
+        chosen.flags = chosen.flags.with(TraceFlags::SAMPLED, true);
+        chosen.sampling_deferred = false;
+    }
     true
 }
 
