@@ -119,10 +119,17 @@ impl CallObserver {
             }
             (None, End::BodyError(error)) => {
                 self.set_message(|| format!("the response stream failed: {error}").into());
-                if past_deadline {
-                    Code::DEADLINE_EXCEEDED
-                } else {
-                    Code::UNKNOWN
+                // A tonic client's stream fails with the status tonic then reports to the
+                // caller (for a stream the server reset, the code of its HTTP/2 reason).
+                let reported = match self.side {
+                    Side::Client => status::of_tonic_status(error),
+                    Side::Server => None,
+                };
+                match reported {
+                    // Past the deadline, as for a status read from the trailers.
+                    Some(Code::CANCELLED) | None if past_deadline => Code::DEADLINE_EXCEEDED,
+                    Some(code) => code,
+                    None => Code::UNKNOWN,
                 }
             }
             // A panic is the failure of the code that panicked, not a cancel by the caller; the

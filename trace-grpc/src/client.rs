@@ -50,6 +50,12 @@ struct ClientConfig {
 /// So that it can read that chain, the service's error is boxed (`Box<dyn Error + Send +
 /// Sync>`), as tower's own layers box theirs; tonic's clients take it as they take the channel's.
 ///
+/// A response stream that fails mid-way (the server reset it) is recorded with the status it
+/// failed with, which tonic reports to the caller too: `CANCELLED` for a reset with `CANCEL`,
+/// `INTERNAL` for `INTERNAL_ERROR`, and so on as tonic maps the reasons. trace-grpc reads that
+/// status from the error's text, as tonic displays it; an error that is not a tonic status (a
+/// body of another client stack) is `UNKNOWN`.
+///
 /// Propagation and root sampling are a [`ClientTraceLayer`]'s: W3C `traceparent`, `tracestate`
 /// and `baggage` by default, no trace started outside a traced request.
 ///

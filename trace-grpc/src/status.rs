@@ -115,6 +115,112 @@ impl std::fmt::Display for Code {
     }
 }
 
+/// tonic's descriptions of the codes (`Code::description`), indexed by code: from tonic 0.13 on,
+/// a `tonic::Status` displays as `code: '{description}'` and then its message and source.
+const TONIC_DESCRIPTIONS: [&str; 17] = [
+    "The operation completed successfully",
+    "The operation was cancelled",
+    "Unknown error",
+    "Client specified an invalid argument",
+    "Deadline expired before operation could complete",
+    "Some requested entity was not found",
+    "Some entity that we attempted to create already exists",
+    "The caller does not have permission to execute the specified operation",
+    "Some resource has been exhausted",
+    "The system is not in a state required for the operation's execution",
+    "The operation was aborted",
+    "Operation was attempted past the valid range",
+    "Operation is not implemented or not supported",
+    "Internal error",
+    "The service is currently unavailable",
+    "Unrecoverable data loss or corruption",
+    "The request does not have valid authentication credentials",
+];
+
+/// tonic's names of the codes (the variants of its `Code`), indexed by code: before 0.13, a
+/// `tonic::Status` displayed as `status: {variant}, message: …`.
+const TONIC_VARIANTS: [&str; 17] = [
+    "Ok",
+    "Cancelled",
+    "Unknown",
+    "InvalidArgument",
+    "DeadlineExceeded",
+    "NotFound",
+    "AlreadyExists",
+    "PermissionDenied",
+    "ResourceExhausted",
+    "FailedPrecondition",
+    "Aborted",
+    "OutOfRange",
+    "Unimplemented",
+    "Internal",
+    "Unavailable",
+    "DataLoss",
+    "Unauthenticated",
+];
+
+/// The code of the `tonic::Status` that `error` is, read from its text; `None` when the text is
+/// not a status's.
+///
+/// A tonic client's response body fails with a `Status` — for a stream the server reset, the
+/// code tonic maps the HTTP/2 reason to, under the features tonic was built with — and tonic
+/// reports that same status to the caller. A body's error reaches the layers only as something
+/// to display, and trace-grpc does not depend on tonic (so that it works with any version of
+/// it), so the code is read from the text's head, in the forms tonic's versions display.
+/// Formats no more of the text than the longest head: no allocation, however long the message.
+pub(crate) fn of_tonic_status(error: &dyn std::fmt::Display) -> Option<Code> {
+    let mut head = Head {
+        bytes: [0; HEAD_LEN],
+        len: 0,
+    };
+    let _ = std::fmt::write(&mut head, format_args!("{error}"));
+    let text = &head.bytes[..head.len];
+    if let Some(rest) = text.strip_prefix(b"code: '") {
+        named(rest, &TONIC_DESCRIPTIONS, b'\'')
+    } else if let Some(rest) = text.strip_prefix(b"status: ") {
+        named(rest, &TONIC_VARIANTS, b',')
+    } else {
+        None
+    }
+}
+
+/// Enough for `code: '` and the longest description with its closing quote.
+const HEAD_LEN: usize = 96;
+
+/// The first [`HEAD_LEN`] bytes of a text; refuses the rest, so that formatting stops there.
+struct Head {
+    bytes: [u8; HEAD_LEN],
+    len: usize,
+}
+
+impl std::fmt::Write for Head {
+    fn write_str(&mut self, text: &str) -> std::fmt::Result {
+        let room = HEAD_LEN - self.len;
+        let n = text.len().min(room);
+        self.bytes[self.len..self.len + n].copy_from_slice(&text.as_bytes()[..n]);
+        self.len += n;
+        if self.len == HEAD_LEN {
+            Err(std::fmt::Error)
+        } else {
+            Ok(())
+        }
+    }
+}
+
+/// The code whose name in `names` starts `text` and is followed by `end` (a description may
+/// hold the closing quote itself, as `operation's` does, and a name may begin another, as
+/// `Unknown` and `Unavailable` do not but could).
+fn named(text: &[u8], names: &[&str; 17], end: u8) -> Option<Code> {
+    names
+        .iter()
+        .position(|name| {
+            text.strip_prefix(name.as_bytes())
+                .is_some_and(|rest| rest.first() == Some(&end))
+        })
+        .and_then(|code| u8::try_from(code).ok())
+        .map(Code)
+}
+
 /// Longest `grpc-message` recorded, in bytes of the decoded text.
 const MAX_MESSAGE_LEN: usize = 1024;
 
@@ -165,6 +271,41 @@ mod tests {
                 "DATA_LOSS"
             ]
         );
+    }
+
+    #[test]
+    fn tonic_statuses_are_read_from_their_text() {
+        for code in 0..=16 {
+            for message in [
+                "",
+                "it's \"quoted\", with a ', and long ".repeat(20).as_str(),
+            ] {
+                let status = tonic::Status::new(tonic::Code::from_i32(code), message);
+                assert_eq!(
+                    of_tonic_status(&status),
+                    Some(Code::from_i32(code)),
+                    "{status}"
+                );
+            }
+        }
+        // As tonic before 0.13 displayed a status.
+        let old = "status: FailedPrecondition, message: \"no\", details: [], metadata: {}";
+        assert_eq!(of_tonic_status(&old), Some(Code::from_i32(9)));
+        assert_eq!(
+            of_tonic_status(&"status: Unknown, message: \"\""),
+            Some(Code::UNKNOWN)
+        );
+        // Not a status: other errors, and look-alikes.
+        for text in [
+            "error reading a body from connection",
+            "code: 'Internal error",
+            "code: 'Internal errors'",
+            "status: Cancelledd, message: \"\"",
+            "status: Cancelled",
+            "",
+        ] {
+            assert_eq!(of_tonic_status(&text), None, "{text:?}");
+        }
     }
 
     #[test]
