@@ -354,9 +354,11 @@ proptest! {
             prop_assert!(headers.contains_key(name), "{} not written", name);
         }
         let extracted = composite.extract(&headers);
-        // W3C has no debug bit: Jaeger's (and B3's) for the same span adds it, and sampled.
+        // W3C has no debug bit: Jaeger's for the same span adds it, with its sampled bit (which
+        // W3C carries already). A debug context that is not sampled stays so: Jaeger, preferred
+        // to B3 (whose debug state implies sampled), says so.
         let flags = if context.is_debug() {
-            w3c_flags(context.flags()) | TraceFlags::SAMPLED | TraceFlags::DEBUG
+            w3c_flags(context.flags()) | TraceFlags::DEBUG
         } else {
             w3c_flags(context.flags())
         };

@@ -764,26 +764,30 @@ mod tests {
     #[test]
     fn a_debug_flag_for_the_chosen_span_is_added_to_it() {
         let sampled_debug = TraceFlags::SAMPLED | TraceFlags::DEBUG;
-        for (flags, value) in [
+        for (flags, value, added) in [
             (
                 TraceFlags::SAMPLED,
                 format!("{TRACE}:{SPAN}:00000000000004d2:03"),
+                sampled_debug,
             ),
-            // The W3C random bit is kept; debug implies sampled, also for Jaeger's 0x02 alone.
+            // The W3C random bit is kept. Jaeger's 0x02 alone adds the debug request only, as
+            // when read alone: the sampler decides, within its debug cap.
             (
                 TraceFlags::RANDOM,
                 format!("{TRACE}:{SPAN}:00000000000004d2:2"),
+                TraceFlags::DEBUG,
             ),
             // Upper case, URL-encoded: read as Jaeger reads it.
             (
                 TraceFlags::SAMPLED,
                 format!("{}%3A{SPAN}%3A0%3A3", TRACE.to_uppercase()),
+                sampled_debug,
             ),
         ] {
             let (result, extracted) = extract_beside(chosen(flags, false), &value);
             assert_eq!(result, Ok(Presence::Found), "{value}");
             // Only the flags change: Jaeger's parent span id is not taken, the trace state kept.
-            assert_eq!(extracted, chosen(flags | sampled_debug, false), "{value}");
+            assert_eq!(extracted, chosen(flags | added, false), "{value}");
         }
         // A 64-bit trace id written as 16 digits is the same trace as its 32-digit form.
         let short = "0000000000000000a3ce929d0e0e4736";
