@@ -13,8 +13,8 @@
 //! format that carries a valid parent wins (baggage is merged from every format); on injection
 //! every format writes its headers. One exception to "the first wins": when a later format
 //! carries the same span (trace id and span id) with its debug flag, the parent becomes debug
-//! (and sampled) too, since W3C, preferred by default, has no debug bit to carry it (see
-//! [`Propagator::extract`]).
+//! (and sampled, when that format's flags say sampled too) since W3C, preferred by default, has
+//! no debug bit to carry it (see [`Propagator::extract`]).
 //!
 //! `OTEL_PROPAGATORS=b3,b3multi` (either order) builds one [`B3Propagator`] writing both B3
 //! encodings ([`B3Encoding::SingleAndMultipleHeaders`], named `b3,b3multi`), rather than two
@@ -215,13 +215,16 @@ pub trait Propagator: Send + Sync + fmt::Debug {
     ///
     /// When `into.parent` is already set (a preferred format found one first), a format that
     /// carries a parent keeps it, with one exception: if its own parent has the same trace id
-    /// and span id and is debug, while the chosen one is not, it adds [`TraceFlags::DEBUG`] and
-    /// [`TraceFlags::SAMPLED`] to the chosen parent's flags and clears its
-    /// [`sampling_deferred`](RemoteContext::sampling_deferred) (debug is a decision, and implies
-    /// sampled), which counts as [`Presence::Found`]. Nothing else of the chosen parent changes,
-    /// and a parent that names another span or trace changes nothing. The built-in formats then read their parent header only to find
-    /// that flag: it is not read when the chosen parent is already debug, and if it is malformed
-    /// no error is returned for it. Baggage and the debug id are added either way.
+    /// and span id and is debug, while the chosen one is not, it adds [`TraceFlags::DEBUG`] to
+    /// the chosen parent's flags, and, when its own parent is sampled too (B3's debug state
+    /// always is; Jaeger's `02` is not), [`TraceFlags::SAMPLED`], clearing the chosen parent's
+    /// [`sampling_deferred`](RemoteContext::sampling_deferred). That counts as
+    /// [`Presence::Found`]. A debug flag without sampled is a request the sampler decides within
+    /// its debug cap, merged or read alone. Nothing else of the chosen parent changes, and a
+    /// parent that names another span or trace changes nothing. The built-in formats then read
+    /// their parent header only to find that flag: it is not read when the chosen parent is
+    /// already debug, and if it is malformed no error is returned for it. Baggage and the debug
+    /// id are added either way.
     ///
     /// Never panics, whatever the headers hold.
     fn extract(&self, headers: &HeaderMap, into: &mut Extracted) -> Result<Presence, ExtractError>;
