@@ -14,6 +14,9 @@
 //! extensions (`tests/unsampled_allocations.rs` counts them), a sampled request at most 1 µs.
 //! The `floor_*` cases are a reference, not a layer: `traceparent` alone, the context in the
 //! extensions and current, nothing else (see `ContextFloor`), on the unsampled cases' requests.
+//! The `added` group times the cases with targets against their baselines in alternating chunks
+//! (see `bench_added`): on a shared machine its differences hold still where those of separate
+//! cases move by tens of ns, so the targets are judged by it.
 
 use std::convert::Infallible;
 use std::future::{Future as _, Ready, ready};
