@@ -11,7 +11,7 @@ use super::future::ResponseFuture;
 use super::layer::{TraceConfig, TraceIdHeader};
 use crate::RequestStart;
 use crate::context::WithContext;
-use crate::metrics::{MetricsObserver, TraceExemplar, parse_content_length};
+use crate::metrics::{MetricsObserver, TraceExemplar, content_length};
 use crate::route::RequestRoute;
 use crate::semconv;
 
@@ -135,9 +135,7 @@ impl<'a> ServerHeaders<'a> {
     /// name, cheaper than comparing every header to them while scanning (which an unsampled
     /// request would pay for nothing).
     fn of(headers: &'a HeaderMap, span: bool) -> Self {
-        let content_length = headers
-            .get(http::header::CONTENT_LENGTH)
-            .and_then(parse_content_length);
+        let content_length = content_length(headers);
         if !span {
             return Self {
                 content_length,
