@@ -24,8 +24,8 @@ pub use layer::{
     ClientMetricsLayer, DEFAULT_MAX_SERIES, DURATION_BUCKETS, DurationEnd, MetricsBuilder,
     MetricsLayer,
 };
-pub(crate) use service::content_length;
 pub use service::{ClientMetricsService, MetricsFuture, MetricsObserver, MetricsService};
+pub(crate) use service::{content_length, parse_content_length};
 
 pub use family::{Interner, OVERFLOW, Overflow, SeriesCache, SeriesLabels, TraceExemplar};
 /// The bounded label-set machinery and the trace exemplar, shared with `trace-grpc` (whose RPC

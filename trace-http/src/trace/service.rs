@@ -11,7 +11,7 @@ use super::future::ResponseFuture;
 use super::layer::{TraceConfig, TraceIdHeader};
 use crate::RequestStart;
 use crate::context::WithContext;
-use crate::metrics::{MetricsObserver, TraceExemplar, content_length};
+use crate::metrics::{MetricsObserver, TraceExemplar, content_length, parse_content_length};
 use crate::route::RequestRoute;
 use crate::semconv;
 
@@ -59,11 +59,19 @@ where
         let config = &*self.config;
         let route = RequestRoute::of(&request);
         let (method, _) = semconv::method_name(request.method());
-        let context = server_context(config, request.headers(), route.text.unwrap_or(method));
-        let seen = if context.is_sampled() || config.metrics.is_some() {
-            ServerHeaders::of(request.headers(), context.is_sampled())
-        } else {
-            ServerHeaders::default()
+        // With metrics every request needs its `Content-Length`, so the scan hands the other
+        // headers over and the three are found in it; without, an unsampled request reads none
+        // of them, and a sampled one looks them up by name.
+        let (context, scanned) = server_context_and_headers(
+            config,
+            request.headers(),
+            route.text.unwrap_or(method),
+            config.metrics.is_some(),
+        );
+        let seen = match scanned {
+            Some(scanned) => scanned,
+            None if context.is_sampled() => ServerHeaders::of(request.headers()),
+            None => ServerHeaders::default(),
         };
         // A layer outside this one may have read the clocks already: share its readings (an
         // unsampled request without metrics reads no clock at all).
@@ -131,21 +139,13 @@ struct ServerHeaders<'a> {
 }
 
 impl<'a> ServerHeaders<'a> {
-    /// Looked up by name once the request is known to be recorded: each is a hash of a standard
-    /// name, cheaper than comparing every header to them while scanning (which an unsampled
-    /// request would pay for nothing).
-    fn of(headers: &'a HeaderMap, span: bool) -> Self {
-        let content_length = content_length(headers);
-        if !span {
-            return Self {
-                content_length,
-                ..Self::default()
-            };
-        }
+    /// Looked up by name: a hash of a standard name each, cheaper than comparing every header
+    /// with them during the scan when nothing else is handed over there.
+    fn of(headers: &'a HeaderMap) -> Self {
         Self {
             host: headers.get(http::header::HOST),
             user_agent: headers.get(http::header::USER_AGENT),
-            content_length,
+            content_length: content_length(headers),
         }
     }
 }
@@ -153,15 +153,33 @@ impl<'a> ServerHeaders<'a> {
 /// The context of a server span for a request with these headers: the caller's context read with
 /// the configured propagation (and debug headers), the sampler's decision, the collector.
 pub(crate) fn server_context(config: &TraceConfig, headers: &HeaderMap, name: &str) -> SpanContext {
-    let extracted = if config.unread_debug_headers.is_empty() {
+    server_context_and_headers(config, headers, name, false).0
+}
+
+/// [`server_context`], and with `scan_headers` the other headers the layer reads, found in the
+/// propagation's one pass over the map (`None` without it).
+fn server_context_and_headers<'h>(
+    config: &TraceConfig,
+    headers: &'h HeaderMap,
+    name: &str,
+    scan_headers: bool,
+) -> (SpanContext, Option<ServerHeaders<'h>>) {
+    let mut seen = ServerHeaders::default();
+    let mut content_length = None;
+    let extracted = if !scan_headers && config.unread_debug_headers.is_empty() {
         config.propagation.extract(headers)
     } else {
-        // The first value of each debug header no format reads, in the configured order, found
-        // in the propagation's one pass over the map; headers past the first few are looked up
-        // after the scan.
+        // The first value of each debug header no format reads, in the configured order;
+        // headers past the first few are looked up after the scan.
         let mut debug_values: [Option<&HeaderValue>; SCANNED_DEBUG_HEADERS] = Default::default();
         let mut extracted = config.propagation.extract_with(headers, |header, value| {
-            if let Some(position) = config
+            if scan_headers && *header == http::header::HOST {
+                seen.host.get_or_insert(value);
+            } else if scan_headers && *header == http::header::USER_AGENT {
+                seen.user_agent.get_or_insert(value);
+            } else if scan_headers && *header == http::header::CONTENT_LENGTH {
+                content_length.get_or_insert(value);
+            } else if let Some(position) = config
                 .unread_debug_headers
                 .iter()
                 .position(|(name, _)| name == header)
@@ -170,7 +188,7 @@ pub(crate) fn server_context(config: &TraceConfig, headers: &HeaderMap, name: &s
                 slot.get_or_insert(value);
             }
         });
-        if extracted.debug_id.is_none() {
+        if extracted.debug_id.is_none() && !config.unread_debug_headers.is_empty() {
             extracted.debug_id = config.unread_debug_headers.iter().enumerate().find_map(
                 |(position, (header, scanned))| {
                     let value = match debug_values.get(position) {
@@ -183,14 +201,16 @@ pub(crate) fn server_context(config: &TraceConfig, headers: &HeaderMap, name: &s
         }
         extracted
     };
+    seen.content_length = content_length.and_then(parse_content_length);
     let context = extracted.into_span_context(&*config.sampler, name);
     // An unsampled context records nothing, here or in its children: it needs no collector
     // (and skips two reference-count updates per request on a handle every worker shares).
-    if context.is_sampled() {
+    let context = if context.is_sampled() {
         context.with_collector(config.collector.for_this_thread().clone())
     } else {
         context
-    }
+    };
+    (context, scan_headers.then_some(seen))
 }
 
 /// How many debug headers (of those no propagation format reads) the header scan collects;
