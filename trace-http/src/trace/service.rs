@@ -4,7 +4,7 @@ use std::task::{Context, Poll};
 
 use http::{HeaderMap, HeaderName, HeaderValue, Request, Response};
 use tower_service::Service;
-use trace_core::propagation::TraceContextPropagator;
+use trace_core::propagation::{Extracted, TraceContextPropagator};
 use trace_core::{SpanContext, SpanKind, SpanRecorder, StringValue};
 
 use super::future::ResponseFuture;
@@ -59,19 +59,20 @@ where
         let config = &*self.config;
         let route = RequestRoute::of(&request);
         let (method, _) = semconv::method_name(request.method());
+        let name = route.text.unwrap_or(method);
         // With metrics every request needs its `Content-Length`, so the scan hands the other
-        // headers over and the three are found in it; without, an unsampled request reads none
-        // of them, and a sampled one looks them up by name.
-        let (context, scanned) = server_context_and_headers(
-            config,
-            request.headers(),
-            route.text.unwrap_or(method),
-            config.metrics.is_some(),
-        );
-        let seen = match scanned {
-            Some(scanned) => scanned,
-            None if context.is_sampled() => ServerHeaders::of(request.headers()),
-            None => ServerHeaders::default(),
+        // headers over and the three are found in it. Without, the scan hands nothing over: an
+        // unsampled request reads none of them, and a sampled one looks them up by name.
+        // (Filled in place: a tuple of the two, made by either branch, is moved whole.)
+        let mut seen = ServerHeaders::default();
+        let context = if config.metrics.is_some() {
+            server_context_and_headers(config, request.headers(), name, &mut seen)
+        } else {
+            let context = server_context(config, request.headers(), name);
+            if context.is_sampled() {
+                seen = ServerHeaders::of(request.headers());
+            }
+            context
         };
         // A layer outside this one may have read the clocks already: share its readings (an
         // unsampled request without metrics reads no clock at all).
@@ -153,64 +154,87 @@ impl<'a> ServerHeaders<'a> {
 /// The context of a server span for a request with these headers: the caller's context read with
 /// the configured propagation (and debug headers), the sampler's decision, the collector.
 pub(crate) fn server_context(config: &TraceConfig, headers: &HeaderMap, name: &str) -> SpanContext {
-    server_context_and_headers(config, headers, name, false).0
+    let extracted = if config.unread_debug_headers.is_empty() {
+        config.propagation.extract(headers)
+    } else {
+        extract_with_debug_headers(config, headers, |_, _| false)
+    };
+    sampled_context(config, extracted, name)
 }
 
-/// [`server_context`], and with `scan_headers` the other headers the layer reads, found in the
-/// propagation's one pass over the map (`None` without it).
+/// [`server_context`], and the other headers the layer reads, found in the propagation's one
+/// pass over the map.
 fn server_context_and_headers<'h>(
     config: &TraceConfig,
     headers: &'h HeaderMap,
     name: &str,
-    scan_headers: bool,
-) -> (SpanContext, Option<ServerHeaders<'h>>) {
-    let mut seen = ServerHeaders::default();
+    seen: &mut ServerHeaders<'h>,
+) -> SpanContext {
     let mut content_length = None;
-    let extracted = if !scan_headers && config.unread_debug_headers.is_empty() {
-        config.propagation.extract(headers)
-    } else {
-        // The first value of each debug header no format reads, in the configured order;
-        // headers past the first few are looked up after the scan.
-        let mut debug_values: [Option<&HeaderValue>; SCANNED_DEBUG_HEADERS] = Default::default();
-        let mut extracted = config.propagation.extract_with(headers, |header, value| {
-            if scan_headers && *header == http::header::HOST {
-                seen.host.get_or_insert(value);
-            } else if scan_headers && *header == http::header::USER_AGENT {
-                seen.user_agent.get_or_insert(value);
-            } else if scan_headers && *header == http::header::CONTENT_LENGTH {
-                content_length.get_or_insert(value);
-            } else if let Some(position) = config
-                .unread_debug_headers
-                .iter()
-                .position(|(name, _)| name == header)
-                && let Some(slot) = debug_values.get_mut(position)
-            {
-                slot.get_or_insert(value);
-            }
-        });
-        if extracted.debug_id.is_none() && !config.unread_debug_headers.is_empty() {
-            extracted.debug_id = config.unread_debug_headers.iter().enumerate().find_map(
-                |(position, (header, scanned))| {
-                    let value = match debug_values.get(position) {
-                        Some(found) if *scanned => *found,
-                        _ => headers.get(header),
-                    };
-                    value.and_then(debug_id)
-                },
-            );
-        }
-        extracted
-    };
+    let extracted = extract_with_debug_headers(config, headers, |header, value| {
+        let slot = if *header == http::header::HOST {
+            &mut seen.host
+        } else if *header == http::header::USER_AGENT {
+            &mut seen.user_agent
+        } else if *header == http::header::CONTENT_LENGTH {
+            &mut content_length
+        } else {
+            return false;
+        };
+        slot.get_or_insert(value);
+        true
+    });
     seen.content_length = content_length.and_then(parse_content_length);
+    sampled_context(config, extracted, name)
+}
+
+/// The propagation's extraction, handing the headers it does not read to `other` (which says
+/// whether it took one) and then to the configured debug headers no format reads.
+fn extract_with_debug_headers<'h>(
+    config: &TraceConfig,
+    headers: &'h HeaderMap,
+    mut other: impl FnMut(&'h HeaderName, &'h HeaderValue) -> bool,
+) -> Extracted {
+    // The first value of each debug header no format reads, in the configured order; headers
+    // past the first few are looked up after the scan.
+    let mut debug_values: [Option<&HeaderValue>; SCANNED_DEBUG_HEADERS] = Default::default();
+    let mut extracted = config.propagation.extract_with(headers, |header, value| {
+        if other(header, value) {
+            return;
+        }
+        if let Some(position) = config
+            .unread_debug_headers
+            .iter()
+            .position(|(name, _)| name == header)
+            && let Some(slot) = debug_values.get_mut(position)
+        {
+            slot.get_or_insert(value);
+        }
+    });
+    if extracted.debug_id.is_none() && !config.unread_debug_headers.is_empty() {
+        extracted.debug_id = config.unread_debug_headers.iter().enumerate().find_map(
+            |(position, (header, scanned))| {
+                let value = match debug_values.get(position) {
+                    Some(found) if *scanned => *found,
+                    _ => headers.get(header),
+                };
+                value.and_then(debug_id)
+            },
+        );
+    }
+    extracted
+}
+
+/// The context `extracted` continues, as the sampler decides.
+fn sampled_context(config: &TraceConfig, extracted: Extracted, name: &str) -> SpanContext {
     let context = extracted.into_span_context(&*config.sampler, name);
     // An unsampled context records nothing, here or in its children: it needs no collector
     // (and skips two reference-count updates per request on a handle every worker shares).
-    let context = if context.is_sampled() {
+    if context.is_sampled() {
         context.with_collector(config.collector.for_this_thread().clone())
     } else {
         context
-    };
-    (context, scan_headers.then_some(seen))
+    }
 }
 
 /// How many debug headers (of those no propagation format reads) the header scan collects;
