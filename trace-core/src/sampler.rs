@@ -96,17 +96,34 @@ impl SamplingDecision {
 pub trait Sampler: Send + Sync + fmt::Debug + 'static {
     /// The decision for this span.
     fn should_sample(&self, request: &SamplingRequest<'_>) -> SamplingDecision;
+
+    /// Whether [`should_sample`](Sampler::should_sample) ever reads
+    /// [`SamplingRequest::name`]. A caller may skip working out a name nobody reads and pass
+    /// a stand-in (the server layer then looks up the request's route only for the requests
+    /// it records). Every sampler in this module says `false` (or asks the samplers it
+    /// delegates to); the default, `true`, is right for any sampler that decides by name.
+    fn reads_name(&self) -> bool {
+        true
+    }
 }
 
 impl<S: Sampler + ?Sized> Sampler for Arc<S> {
     fn should_sample(&self, request: &SamplingRequest<'_>) -> SamplingDecision {
         (**self).should_sample(request)
     }
+
+    fn reads_name(&self) -> bool {
+        (**self).reads_name()
+    }
 }
 
 impl<S: Sampler + ?Sized> Sampler for Box<S> {
     fn should_sample(&self, request: &SamplingRequest<'_>) -> SamplingDecision {
         (**self).should_sample(request)
+    }
+
+    fn reads_name(&self) -> bool {
+        (**self).reads_name()
     }
 }
 
@@ -118,6 +135,10 @@ impl Sampler for AlwaysOn {
     fn should_sample(&self, _request: &SamplingRequest<'_>) -> SamplingDecision {
         SamplingDecision::Sample
     }
+
+    fn reads_name(&self) -> bool {
+        false
+    }
 }
 
 /// Samples nothing.
@@ -127,6 +148,10 @@ pub struct AlwaysOff;
 impl Sampler for AlwaysOff {
     fn should_sample(&self, _request: &SamplingRequest<'_>) -> SamplingDecision {
         SamplingDecision::Drop
+    }
+
+    fn reads_name(&self) -> bool {
+        false
     }
 }
 
@@ -173,6 +198,10 @@ impl Sampler for TraceIdRatio {
             SamplingDecision::Drop
         }
     }
+
+    fn reads_name(&self) -> bool {
+        false
+    }
 }
 
 /// Follows the parent's decision when there is a parent; asks `root` otherwise.
@@ -197,6 +226,10 @@ impl Sampler for ParentBased {
             Some(_) => SamplingDecision::Drop,
             None => self.root.should_sample(request),
         }
+    }
+
+    fn reads_name(&self) -> bool {
+        self.root.reads_name()
     }
 }
 
@@ -302,6 +335,10 @@ impl Sampler for RateLimited {
             SamplingDecision::Drop
         }
     }
+
+    fn reads_name(&self) -> bool {
+        false
+    }
 }
 
 /// Forces a debug trace when one is asked for (a `jaeger-debug-id` header, a debug flag),
@@ -354,6 +391,10 @@ impl Sampler for DebugForced {
             decision => decision,
         }
     }
+
+    fn reads_name(&self) -> bool {
+        self.inner.reads_name()
+    }
 }
 
 #[cfg(test)]
@@ -361,6 +402,34 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
+
+    #[derive(Debug)]
+    struct ByName;
+
+    impl Sampler for ByName {
+        fn should_sample(&self, request: &SamplingRequest<'_>) -> SamplingDecision {
+            if request.name == "keep" {
+                SamplingDecision::Sample
+            } else {
+                SamplingDecision::Drop
+            }
+        }
+    }
+
+    #[test]
+    fn only_samplers_that_may_decide_by_name_say_they_read_it() {
+        assert!(!AlwaysOn.reads_name());
+        assert!(!AlwaysOff.reads_name());
+        assert!(!TraceIdRatio::new(0.5).reads_name());
+        assert!(!RateLimited::new(1.0).reads_name());
+        assert!(!ParentBased::new(TraceIdRatio::new(0.5)).reads_name());
+        assert!(!DebugForced::new(ParentBased::new(AlwaysOn), 1.0).reads_name());
+        assert!(ByName.reads_name(), "the default");
+        assert!(ParentBased::new(ByName).reads_name());
+        assert!(DebugForced::new(ParentBased::new(ByName), 1.0).reads_name());
+        assert!(Arc::new(ByName).reads_name());
+        assert!(!(Box::new(AlwaysOn) as Box<dyn Sampler>).reads_name());
+    }
 
     fn request_with_low_bits(low: u64) -> SamplingRequest<'static> {
         let trace_id = TraceId::from_halves(0xdead, low).expect("non-zero");

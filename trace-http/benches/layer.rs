@@ -676,6 +676,31 @@ fn added(c: &mut Criterion) {
         || sampled_parent.clone(),
     );
 
+    let mut routed_sampled_parent = request(&[("traceparent", SAMPLED_PARENT)]);
+    routed_sampled_parent
+        .extensions_mut()
+        .insert(matched_path("/users/{id}", "/users/42"));
+    let mut routed_unsampled_parent = request(&[("traceparent", UNSAMPLED_PARENT)]);
+    routed_unsampled_parent
+        .extensions_mut()
+        .insert(matched_path("/users/{id}", "/users/42"));
+    bench_added(
+        &mut group,
+        "trace_with_metrics_sampled",
+        bare(),
+        sampled.clone().metrics(metrics()).layer(bare()),
+        || routed_sampled_parent.clone(),
+    );
+    bench_added(
+        &mut group,
+        "trace_with_metrics_unsampled",
+        bare(),
+        TraceLayer::new(Arc::new(NoopCollector))
+            .metrics(metrics())
+            .layer(bare()),
+        || routed_unsampled_parent.clone(),
+    );
+
     let mut with_context = request(&[]);
     with_context.extensions_mut().insert(sampled_context());
     let mut routed_with_context = request(&[]);

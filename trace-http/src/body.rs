@@ -157,6 +157,8 @@ where
     type Data = B::Data;
     type Error = B::Error;
 
+    // Inlined where it can be: out of line, each frame is returned through memory.
+    #[inline]
     fn poll_frame(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,

@@ -63,6 +63,52 @@ async fn span_is_named_after_the_matched_route_with_route_layer() {
     assert_eq!(attr_str(&span, "url.path"), Some("/users/7"));
 }
 
+/// Samples the routes under `/users` only, by the name the layer hands it.
+#[derive(Debug, Default)]
+struct UsersOnly {
+    names_seen: std::sync::Mutex<Vec<String>>,
+}
+
+impl trace_core::sampler::Sampler for UsersOnly {
+    fn should_sample(
+        &self,
+        request: &trace_core::sampler::SamplingRequest<'_>,
+    ) -> trace_core::sampler::SamplingDecision {
+        self.names_seen
+            .lock()
+            .unwrap()
+            .push(request.name.to_owned());
+        if request.name.starts_with("/users") {
+            trace_core::sampler::SamplingDecision::Sample
+        } else {
+            trace_core::sampler::SamplingDecision::Drop
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_sampler_that_decides_by_name_is_handed_the_matched_route() {
+    // The built-in samplers never read the name, so the layer looks up the route only for a
+    // request it records; a sampler of the user's (which reads it, as far as the layer knows)
+    // must still see the route on every request, sampled or not.
+    let collector = support::collector();
+    let sampler = std::sync::Arc::new(UsersOnly::default());
+    let app = users_app().route("/health", get(|| async { "ok" }));
+    let addr = traced(
+        app,
+        TraceLayer::new(collector.clone()).sampler(sampler.clone()),
+    )
+    .await;
+    assert_eq!(support::get(addr, "/health", &[]).await.status, 200);
+    assert_eq!(support::get(addr, "/users/42", &[]).await.status, 200);
+    let span = support::wait_for_one_span(&collector).await;
+    assert_eq!(span.name, "GET /users/{id}");
+    assert_eq!(
+        *sampler.names_seen.lock().unwrap(),
+        ["/health", "/users/{id}"]
+    );
+}
+
 #[tokio::test]
 async fn unmatched_path_is_named_by_the_method_alone_never_the_raw_path() {
     let collector = support::collector();

@@ -76,6 +76,8 @@ where
 {
     type Output = Result<Response<ResponseBody<B, SpanObserver>>, E>;
 
+    // Inlined where it can be: see `TraceService::call`.
+    #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
         let panic_guard = PanicGuard(Some((&mut *this.span, &mut *this.metrics)));

@@ -60,6 +60,9 @@ pub(crate) struct TraceConfig {
     pub(crate) recorded_headers: Vec<(HeaderName, Key)>,
     pub(crate) trace_id_header: TraceIdHeader,
     pub(crate) metrics: Option<Arc<ServerMetrics>>,
+    /// Whether the sampler reads the span name ([`Sampler::reads_name`]); if not, an
+    /// unsampled request without metrics never looks up its route. Set in [`TraceLayer::with`].
+    pub(crate) sampler_reads_name: bool,
 }
 
 /// Traces every request through the wrapped service: continues the caller's trace from its
@@ -117,6 +120,7 @@ impl TraceLayer {
                 recorded_headers: Vec::new(),
                 trace_id_header: TraceIdHeader::default(),
                 metrics: None,
+                sampler_reads_name: true,
             }),
         };
         layer.with(|_| {})
@@ -125,6 +129,7 @@ impl TraceLayer {
     fn with(mut self, change: impl FnOnce(&mut TraceConfig)) -> Self {
         let config = Arc::make_mut(&mut self.config);
         change(config);
+        config.sampler_reads_name = config.sampler.reads_name();
         let jaeger_reads_debug_id = config.propagation.formats().any(|f| f.name() == "jaeger");
         config.unread_debug_headers = config
             .debug_headers

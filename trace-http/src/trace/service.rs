@@ -55,9 +55,20 @@ where
         self.inner.poll_ready(cx)
     }
 
+    // Inlined where the caller can take it, as are the future's `poll` and the body's
+    // `poll_frame`: out of line, the future, the response and each frame went through memory
+    // between them (some 17 ns of an unsampled request's cost in the layer bench).
+    #[inline]
     fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
         let config = &*self.config;
-        let route = RequestRoute::of(&request);
+        // The route is looked up now when something reads it before the sampling decision (the
+        // metrics' label, a sampler that decides by name); otherwise only for a sampled request.
+        let route_first = config.metrics.is_some() || config.sampler_reads_name;
+        let mut route = if route_first {
+            RequestRoute::of(&request)
+        } else {
+            RequestRoute::default()
+        };
         let (method, _) = semconv::method_name(request.method());
         let name = route.text.unwrap_or(method);
         // With metrics every request needs its `Content-Length`, so the scan hands the other
@@ -87,6 +98,9 @@ where
         let mut started = outer_start.map(|start| start.instant);
         let mut start_for_inner = None;
         if context.is_sampled() {
+            if !route_first {
+                route = RequestRoute::of(&request);
+            }
             let start = outer_start.unwrap_or_else(RequestStart::now);
             started = Some(start.instant);
             span = SpanRecorder::start_at(
