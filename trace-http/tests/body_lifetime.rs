@@ -103,7 +103,7 @@ fn announced(count: usize) -> impl axum::response::IntoResponse {
     ([(http::header::CONTENT_LENGTH, length)], slow_body(count))
 }
 
-fn streaming_app(layer: TraceLayer) -> Router {
+fn streaming_app<M: trace_http::trace::MetricsSlot>(layer: TraceLayer<M>) -> Router {
     Router::new()
         .route("/three", get(|| async { slow_body(3) }))
         .route("/long", get(|| async { slow_body(20) }))

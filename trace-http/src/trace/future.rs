@@ -6,26 +6,25 @@ use http::{HeaderName, HeaderValue, Response, StatusCode};
 use pin_project_lite::pin_project;
 use trace_core::{SpanRecorder, Status};
 
-use super::SpanObserver;
+use super::{MetricsSlot, NoMetrics, RequestMetrics, SpanObserver};
 use crate::body::ResponseBody;
 use crate::context::WithContext;
-use crate::metrics::MetricsObserver;
 use crate::semconv;
 
 pin_project! {
     /// The response future of [`TraceService`](super::TraceService) and
     /// [`ClientTraceService`](crate::client::ClientTraceService).
-    pub struct ResponseFuture<F> {
+    pub struct ResponseFuture<F, M: MetricsSlot = NoMetrics> {
         #[pin]
         inner: WithContext<F>,
         span: Option<SpanRecorder>,
-        metrics: Option<MetricsObserver>,
+        metrics: Option<M::Observer>,
         trace_id_header: Option<Box<(HeaderName, HeaderValue)>>,
         failures_from: u16,
         head_request: bool,
     }
 
-    impl<F> PinnedDrop for ResponseFuture<F> {
+    impl<F, M: MetricsSlot> PinnedDrop for ResponseFuture<F, M> {
         fn drop(this: Pin<&mut Self>) {
             // Still holding the span: the request was cancelled before its response was ready
             // (the client went away, or a timeout layer gave up).
@@ -36,12 +35,12 @@ pin_project! {
     }
 }
 
-impl<F> ResponseFuture<F> {
+impl<F, M: MetricsSlot> ResponseFuture<F, M> {
     /// A server's future: 5xx responses are failures.
     pub(crate) fn server(
         inner: WithContext<F>,
         span: SpanRecorder,
-        metrics: Option<MetricsObserver>,
+        metrics: Option<M::Observer>,
         trace_id_header: Option<Box<(HeaderName, HeaderValue)>>,
         head_request: bool,
     ) -> Self {
@@ -54,7 +53,9 @@ impl<F> ResponseFuture<F> {
             head_request,
         }
     }
+}
 
+impl<F> ResponseFuture<F> {
     /// A client's future: 4xx and 5xx responses are failures.
     pub(crate) fn client(inner: F, span: SpanRecorder, head_request: bool) -> Self {
         Self {
@@ -68,13 +69,14 @@ impl<F> ResponseFuture<F> {
     }
 }
 
-impl<F, B, E> Future for ResponseFuture<F>
+impl<F, M, B, E> Future for ResponseFuture<F, M>
 where
     F: Future<Output = Result<Response<B>, E>>,
     B: http_body::Body,
     E: std::fmt::Display,
+    M: MetricsSlot,
 {
-    type Output = Result<Response<ResponseBody<B, SpanObserver>>, E>;
+    type Output = Result<Response<ResponseBody<B, SpanObserver<M>>>, E>;
 
     // Inlined where it can be: see `TraceService::call`.
     #[inline]
@@ -152,21 +154,16 @@ where
 /// Ends the span as failed if the inner future panics while being polled (whoever catches the
 /// panic then drops a future that no longer holds a span, so it is not also marked aborted), and
 /// notes the panic on the metrics observer, which records when the future is dropped.
-struct PanicGuard<'a>(
-    Option<(
-        &'a mut Option<SpanRecorder>,
-        &'a mut Option<MetricsObserver>,
-    )>,
-);
+struct PanicGuard<'a, O: RequestMetrics>(Option<(&'a mut Option<SpanRecorder>, &'a mut Option<O>)>);
 
-impl PanicGuard<'_> {
+impl<O: RequestMetrics> PanicGuard<'_, O> {
     /// The inner future returned: nothing to end here.
     fn disarm(mut self) {
         self.0 = None;
     }
 }
 
-impl Drop for PanicGuard<'_> {
+impl<O: RequestMetrics> Drop for PanicGuard<'_, O> {
     fn drop(&mut self) {
         let Some((span, metrics)) = self.0.take() else {
             return;

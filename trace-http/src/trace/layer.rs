@@ -1,3 +1,4 @@
+use std::marker::PhantomData;
 use std::sync::Arc;
 
 use http::HeaderName;
@@ -7,7 +8,7 @@ use trace_core::sampler::{AlwaysOn, DebugForced, ParentBased, Sampler};
 use trace_core::spread::SpreadCollector;
 use trace_core::{Collector, InlineStr, Key, StringValue};
 
-use super::TraceService;
+use super::{MetricsSlot, NoMetrics, TraceService, WithMetrics};
 use crate::metrics::{MetricsLayer, ServerMetrics};
 
 /// Headers never recorded as attributes, even when listed: they carry credentials.
@@ -93,9 +94,21 @@ pub(crate) struct TraceConfig {
 /// parent-based sampler that samples every new trace; `jaeger-debug-id` as the debug header,
 /// forcing at most 10 debug traces a second; the trace id returned (in `traceresponse`) only to
 /// debug-forced requests.
-#[derive(Clone)]
-pub struct TraceLayer {
+///
+/// The type parameter says whether the layer records request metrics too: [`NoMetrics`] until
+/// [`metrics`](Self::metrics) makes it a `TraceLayer<WithMetrics>`.
+pub struct TraceLayer<M: MetricsSlot = NoMetrics> {
     config: Arc<TraceConfig>,
+    metrics: PhantomData<fn() -> M>,
+}
+
+impl<M: MetricsSlot> Clone for TraceLayer<M> {
+    fn clone(&self) -> Self {
+        Self {
+            config: self.config.clone(),
+            metrics: PhantomData,
+        }
+    }
 }
 
 impl TraceLayer {
@@ -108,6 +121,7 @@ impl TraceLayer {
         let propagation = CompositePropagator::from_env().unwrap_or_default();
         let root_sampler: Arc<dyn Sampler> = Arc::new(ParentBased::new(AlwaysOn));
         let layer = Self {
+            metrics: PhantomData,
             config: Arc::new(TraceConfig {
                 service_name: None,
                 propagation,
@@ -125,7 +139,9 @@ impl TraceLayer {
         };
         layer.with(|_| {})
     }
+}
 
+impl<M: MetricsSlot> TraceLayer<M> {
     fn with(mut self, change: impl FnOnce(&mut TraceConfig)) -> Self {
         let config = Arc::make_mut(&mut self.config);
         change(config);
@@ -234,9 +250,16 @@ impl TraceLayer {
     ///     .route("/users/{id}", get(|| async { "alice" }))
     ///     .layer(TraceLayer::new(Arc::new(NoopCollector)).metrics(MetricsLayer::new(&mut registry)));
     /// ```
-    pub fn metrics(self, metrics: MetricsLayer) -> Self {
+    ///
+    /// The layer becomes a `TraceLayer<WithMetrics>`: a layer without metrics carries no room
+    /// for them in its requests (see [`MetricsSlot`]).
+    pub fn metrics(self, metrics: MetricsLayer) -> TraceLayer<WithMetrics> {
         let metrics = metrics.server_metrics().clone();
-        self.with(|c| c.metrics = Some(metrics))
+        TraceLayer {
+            config: self.config,
+            metrics: PhantomData,
+        }
+        .with(|c| c.metrics = Some(metrics))
     }
 
     /// The debug-forcing sampler in use, for its counters (`forced`, `refused`).
@@ -288,15 +311,15 @@ where
         .collect()
 }
 
-impl<S> Layer<S> for TraceLayer {
-    type Service = TraceService<S>;
+impl<S, M: MetricsSlot> Layer<S> for TraceLayer<M> {
+    type Service = TraceService<S, M>;
 
     fn layer(&self, inner: S) -> Self::Service {
         TraceService::new(inner, self.config.clone())
     }
 }
 
-impl std::fmt::Debug for TraceLayer {
+impl<M: MetricsSlot> std::fmt::Debug for TraceLayer<M> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let c = &self.config;
         f.debug_struct("TraceLayer")

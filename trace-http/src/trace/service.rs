@@ -1,4 +1,5 @@
 use std::borrow::Cow;
+use std::marker::PhantomData;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
@@ -9,6 +10,7 @@ use trace_core::{SpanContext, SpanKind, SpanRecorder, StringValue};
 
 use super::future::ResponseFuture;
 use super::layer::{TraceConfig, TraceIdHeader};
+use super::{MetricsSlot, NoMetrics, RequestMetrics};
 use crate::RequestStart;
 use crate::context::WithContext;
 use crate::metrics::{MetricsObserver, TraceExemplar, content_length, parse_content_length};
@@ -16,15 +18,29 @@ use crate::route::RequestRoute;
 use crate::semconv;
 
 /// The service [`TraceLayer`](super::TraceLayer) wraps around another.
-#[derive(Clone)]
-pub struct TraceService<S> {
+pub struct TraceService<S, M: MetricsSlot = NoMetrics> {
     inner: S,
     config: Arc<TraceConfig>,
+    metrics: PhantomData<fn() -> M>,
 }
 
-impl<S> TraceService<S> {
+impl<S: Clone, M: MetricsSlot> Clone for TraceService<S, M> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+            config: self.config.clone(),
+            metrics: PhantomData,
+        }
+    }
+}
+
+impl<S, M: MetricsSlot> TraceService<S, M> {
     pub(crate) fn new(inner: S, config: Arc<TraceConfig>) -> Self {
-        Self { inner, config }
+        Self {
+            inner,
+            config,
+            metrics: PhantomData,
+        }
     }
 
     /// The wrapped service.
@@ -33,7 +49,7 @@ impl<S> TraceService<S> {
     }
 }
 
-impl<S: std::fmt::Debug> std::fmt::Debug for TraceService<S> {
+impl<S: std::fmt::Debug, M: MetricsSlot> std::fmt::Debug for TraceService<S, M> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TraceService")
             .field("inner", &self.inner)
@@ -41,15 +57,16 @@ impl<S: std::fmt::Debug> std::fmt::Debug for TraceService<S> {
     }
 }
 
-impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for TraceService<S>
+impl<S, M, ReqBody, ResBody> Service<Request<ReqBody>> for TraceService<S, M>
 where
     S: Service<Request<ReqBody>, Response = Response<ResBody>>,
     S::Error: std::fmt::Display,
     ResBody: http_body::Body,
+    M: MetricsSlot,
 {
-    type Response = Response<crate::body::ResponseBody<ResBody, super::SpanObserver>>;
+    type Response = Response<crate::body::ResponseBody<ResBody, super::SpanObserver<M>>>;
     type Error = S::Error;
-    type Future = ResponseFuture<S::Future>;
+    type Future = ResponseFuture<S::Future, M>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
@@ -118,16 +135,20 @@ where
                 start_for_inner = Some(start);
             }
         }
-        let metrics = config.metrics.as_ref().map(|metrics| {
-            MetricsObserver::server(
-                metrics,
-                method,
-                route.label(),
-                seen.content_length,
-                started.unwrap_or_else(trace_core::clock::monotonic),
-                TraceExemplar::of(&context),
-            )
-        });
+        let metrics = config
+            .metrics
+            .as_ref()
+            .filter(|_| <M::Observer as RequestMetrics>::RECORDS)
+            .and_then(|metrics| {
+                M::Observer::wrap(MetricsObserver::server(
+                    metrics,
+                    method,
+                    route.label(),
+                    seen.content_length,
+                    started.unwrap_or_else(trace_core::clock::monotonic),
+                    TraceExemplar::of(&context),
+                ))
+            });
         if let Some(start) = start_for_inner {
             request.extensions_mut().insert(start);
         }
