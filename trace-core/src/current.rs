@@ -190,7 +190,9 @@ impl Drop for Entered<'_> {
 fn swap_current(slot: &mut Option<SpanContext>) {
     let recorded = slot.as_ref().is_some_and(SpanContext::is_recorded);
     // Fails only while the thread is being torn down, when there is nothing left to trace.
-    let _ = CURRENT.try_with(|current| *slot = current.replace(slot.take()));
+    // One swap in place: taking the slot out, replacing and writing back would copy the context
+    // three times and check the emptied slot for a drop.
+    let _ = CURRENT.try_with(|current| current.swap(Cell::from_mut(slot)));
     let _ = CURRENT_IS_RECORDED.try_with(|flag| flag.set(recorded));
 }
 
