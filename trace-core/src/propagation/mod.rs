@@ -408,7 +408,7 @@ impl CompositePropagator {
 
     /// Reads the headers with every format, the preferred first. Rejections are counted.
     pub fn extract(&self, headers: &HeaderMap) -> Extracted {
-        self.extract_from(&HeaderScan::new(headers))
+        self.extract_with(headers, |_, _| {})
     }
 
     /// [`extract`](Self::extract), handing every header that none of these formats reads to
@@ -422,20 +422,14 @@ impl CompositePropagator {
         headers: &'h HeaderMap,
         other: impl FnMut(&'h HeaderName, &'h HeaderValue),
     ) -> Extracted {
-        self.extract_from(&HeaderScan::handing_over(headers, self.unread, other))
-    }
-
-    /// Asks each format that reads one of the headers `scan` found; counts what they found or
-    /// rejected.
-    #[inline]
-    fn extract_from(&self, scan: &HeaderScan<'_>) -> Extracted {
         let mut extracted = Extracted::default();
+        let scan = HeaderScan::handing_over(headers, self.unread, other);
         for (format, counters) in self.formats.iter().zip(self.counters.iter()) {
             // Nothing to read: the format would find its headers absent.
             if !scan.has_any(counters.reads) {
                 continue;
             }
-            match format.extract_scanned(scan, &mut extracted) {
+            match format.extract_scanned(&scan, &mut extracted) {
                 Ok(Presence::Found) => {
                     counters.found.increment();
                 }
