@@ -578,22 +578,21 @@ const ADDED_CHUNK: u64 = 32;
 /// whose speed drifts over seconds, separate cases (as in the other groups) are timed at
 /// different speeds; here both sides of every difference are timed within microseconds of each
 /// other, so the difference holds still from run to run.
-fn bench_added<S, T, B, C>(
+///
+/// The baseline is the bare service, and every request is a clone of `prototype`.
+fn bench_added<T, C>(
     group: &mut BenchmarkGroup<'_, WallTime>,
     name: &str,
-    mut baseline: S,
     mut layered: T,
-    mut setup: impl FnMut() -> Request<Full<Bytes>>,
+    prototype: &Request<Full<Bytes>>,
 ) where
-    S: Service<Request<Full<Bytes>>, Response = Response<B>>,
-    S::Error: std::fmt::Debug,
-    B: Body,
-    B::Error: std::fmt::Debug,
     T: Service<Request<Full<Bytes>>, Response = Response<C>>,
     T::Error: std::fmt::Debug,
     C: Body,
     C::Error: std::fmt::Debug,
 {
+    let mut baseline = bare();
+    let setup = || prototype.clone();
     serve(&mut baseline, setup());
     serve(&mut layered, setup());
     group.bench_function(name, |b| {
@@ -628,6 +627,9 @@ fn bench_added<S, T, B, C>(
 /// - `trace_unsampled_parent`, `floor_unsampled_parent`: the same with an unsampled
 ///   `traceparent`;
 /// - `trace_sampled`: the default sampler following a sampled `traceparent`, no-op collector;
+/// - `trace_with_metrics_sampled`, `trace_with_metrics_unsampled`: `TraceLayer::metrics` (the
+///   default sampler) on a request with axum's `MatchedPath` and a sampled or unsampled
+///   `traceparent`;
 /// - `metrics_with_exemplar`, `metrics_routed_with_exemplar`: `MetricsLayer` with a sampled
 ///   context in the extensions (and axum's `MatchedPath`).
 fn added(c: &mut Criterion) {
@@ -643,37 +645,27 @@ fn added(c: &mut Criterion) {
     bench_added(
         &mut group,
         "trace_unsampled",
-        bare(),
         unsampled.layer(bare()),
-        || routed.clone(),
+        &routed,
     );
-    bench_added(
-        &mut group,
-        "floor_unsampled",
-        bare(),
-        ContextFloor(bare()),
-        || routed.clone(),
-    );
+    bench_added(&mut group, "floor_unsampled", ContextFloor(bare()), &routed);
     bench_added(
         &mut group,
         "trace_unsampled_parent",
-        bare(),
         unsampled.layer(bare()),
-        || routed_parent.clone(),
+        &routed_parent,
     );
     bench_added(
         &mut group,
         "floor_unsampled_parent",
-        bare(),
         ContextFloor(bare()),
-        || routed_parent.clone(),
+        &routed_parent,
     );
     bench_added(
         &mut group,
         "trace_sampled",
-        bare(),
         sampled.layer(bare()),
-        || sampled_parent.clone(),
+        &sampled_parent,
     );
 
     let mut routed_sampled_parent = request(&[("traceparent", SAMPLED_PARENT)]);
@@ -687,18 +679,16 @@ fn added(c: &mut Criterion) {
     bench_added(
         &mut group,
         "trace_with_metrics_sampled",
-        bare(),
         sampled.clone().metrics(metrics()).layer(bare()),
-        || routed_sampled_parent.clone(),
+        &routed_sampled_parent,
     );
     bench_added(
         &mut group,
         "trace_with_metrics_unsampled",
-        bare(),
         TraceLayer::new(Arc::new(NoopCollector))
             .metrics(metrics())
             .layer(bare()),
-        || routed_unsampled_parent.clone(),
+        &routed_unsampled_parent,
     );
 
     let mut with_context = request(&[]);
@@ -713,16 +703,14 @@ fn added(c: &mut Criterion) {
     bench_added(
         &mut group,
         "metrics_with_exemplar",
-        bare(),
         metrics().layer(bare()),
-        || with_context.clone(),
+        &with_context,
     );
     bench_added(
         &mut group,
         "metrics_routed_with_exemplar",
-        bare(),
         metrics().layer(bare()),
-        || routed_with_context.clone(),
+        &routed_with_context,
     );
     group.finish();
 }
